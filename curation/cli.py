@@ -1,0 +1,54 @@
+"""The `hfaid` console script: imports every command module and turns errors into one line."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from curation.cli_app import app
+from curation.errors import HfaidError
+from db.errors import CatalogError
+
+# Each module registers its commands on `app` when imported.
+COMMAND_MODULES = (
+    "curation.commands.catalog_cmds",
+    "curation.commands.ingest_cmd",
+    "curation.commands.demo_cmd",
+)
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit 2, a bug exits 1 without a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except (HfaidError, CatalogError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are saved; re-run the command to resume", file=sys.stderr)
+        return 130
+    except typer.TyperException as exc:  # usage errors: typer prints them like click does
+        exc.show()
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # an unexpected bug: one line, traceback only when asked for
+        if os.environ.get("HFAID_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (set HFAID_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The shard runner: pending work split into shards, result files renamed into place, one merge.
+
+Contract (DESIGN.md): a worker turns a shard into a Parquet result file written under a temp
+name and renamed; it never raises for one bad item. The main process merges finished result
+files into the catalog; a shard is finished once merged. Leftover result files from a killed
+run are merged before the pending set is computed, and every merge is idempotent, so killing a
+job at any moment and re-running it gives the catalog of one clean run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.progress import item_progress
+
+RESULT_SUFFIX = ".parquet"
+
+
+class ShardWorker(Protocol):
+    """Built once per worker process; turns a table of pending items into a result table."""
+
+    def process(self, items: pa.Table) -> pa.Table: ...
+
+
+WorkerFactory = Callable[[], ShardWorker]
+MergeFn = Callable[[list[Path]], int]
+
+
+@dataclass
+class ShardJob:
+    """One resumable job: what to do per shard and how finished shards reach the catalog."""
+
+    name: str  # folder under the work dir; one per (command, version) so results never mix
+    work_dir: Path
+    pending: Callable[[], pa.Table]  # computed after leftovers are merged
+    worker_factory: WorkerFactory  # picklable: a top-level class or functools.partial
+    merge: MergeFn  # runs in the main process; must be idempotent
+    shard_size: int = 256
+    workers: int = 0  # 0 = os.cpu_count(); 1 = in this process (GPU jobs, tests)
+    merge_every_s: float = 2.0  # batch merges: DuckDB prefers fewer, larger transactions
+    description: str = ""
+
+
+@dataclass
+class JobStats:
+    items: int = 0
+    shards: int = 0
+    rows_merged: int = 0
+    recovered_files: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    result_rows: list[pa.Table] = field(default_factory=list, repr=False)
+
+
+def run_job(job: ShardJob, collect_results: bool = False) -> JobStats:
+    """Recover leftovers, compute pending work, run it in shards and merge the results."""
+    started = time.perf_counter()
+    results_dir = job.work_dir / job.name
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stats = JobStats()
+    leftovers = finished_result_files(results_dir)
+    if leftovers:
+        stats.recovered_files = len(leftovers)
+        stats.rows_merged += _merge_and_remove(job.merge, leftovers)
+    _remove_temp_files(results_dir)
+    pending = job.pending()
+    shards = [
+        pending.slice(offset, job.shard_size) for offset in range(0, pending.num_rows, job.shard_size)
+    ]
+    stats.items = pending.num_rows
+    stats.shards = len(shards)
+    if shards:
+        workers = job.workers or os.cpu_count() or 1
+        runner = _run_inline if workers <= 1 else _run_pool
+        try:
+            runner(job, shards, results_dir, workers, stats, collect_results)
+        except KeyboardInterrupt:
+            stats.interrupted = True
+            stats.rows_merged += _merge_and_remove(job.merge, finished_result_files(results_dir))
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def finished_result_files(results_dir: Path) -> list[Path]:
+    """Result files that were renamed into place (complete), oldest name first."""
+    if not results_dir.exists():
+        return []
+    return sorted(p for p in results_dir.iterdir() if p.suffix == RESULT_SUFFIX and not p.name.startswith("."))
+
+
+def _remove_temp_files(results_dir: Path) -> None:
+    for p in results_dir.glob(".tmp-*"):
+        p.unlink(missing_ok=True)
+
+
+def _merge_and_remove(merge: MergeFn, files: list[Path]) -> int:
+    if not files:
+        return 0
+    merged = merge(files)
+    # Only after the merge committed: a kill before this line re-merges idempotently.
+    for f in files:
+        f.unlink(missing_ok=True)
+    return merged
+
+
+_WORKER: ShardWorker | None = None
+
+
+def _init_worker(factory: WorkerFactory) -> None:
+    global _WORKER
+    _WORKER = factory()
+
+
+def _process_shard(items: pa.Table, out_path: str) -> tuple[str, int]:
+    assert _WORKER is not None, "worker not initialised"
+    return write_result(_WORKER.process(items), Path(out_path)), items.num_rows
+
+
+def write_result(table: pa.Table, out_path: Path) -> str:
+    """Write a result table under a temp name, then rename it into place (atomic on POSIX)."""
+    tmp = out_path.with_name(f".tmp-{out_path.name}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out_path)
+    return str(out_path)
+
+
+def _result_path(results_dir: Path, index: int) -> Path:
+    # A per-process token keeps names from two runs apart; the index keeps merge order stable.
+    return results_dir / f"{_RUN_TOKEN}-{index:06d}{RESULT_SUFFIX}"
+
+
+_RUN_TOKEN = f"{int(time.time())}-{uuid.uuid4().hex[:8]}"
+
+
+def _run_inline(job, shards, results_dir, workers, stats, collect_results) -> None:
+    worker = job.worker_factory()
+    finished: list[Path] = []
+    last_merge = time.monotonic()
+    with item_progress(job.description or job.name, stats.items) as advance:
+        for index, shard in enumerate(shards):
+            result = worker.process(shard)
+            if collect_results:
+                stats.result_rows.append(result)
+            finished.append(Path(write_result(result, _result_path(results_dir, index))))
+            advance(shard.num_rows)
+            if time.monotonic() - last_merge >= job.merge_every_s:
+                stats.rows_merged += _merge_and_remove(job.merge, finished)
+                finished, last_merge = [], time.monotonic()
+    stats.rows_merged += _merge_and_remove(job.merge, finished)
+
+
+def _run_pool(job, shards, results_dir, workers, stats, collect_results) -> None:
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
+    finished: list[Path] = []
+    last_merge = time.monotonic()
+    max_in_flight = workers * 2  # bounded so a million-image job does not queue everything
+    with (
+        ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker,
+            initargs=(job.worker_factory,),
+        ) as pool,
+        item_progress(job.description or job.name, stats.items) as advance,
+    ):
+        in_flight: set[Future] = set()
+        queue = iter(enumerate(shards))
+        exhausted = False
+        while in_flight or not exhausted:
+            while not exhausted and len(in_flight) < max_in_flight:
+                nxt = next(queue, None)
+                if nxt is None:
+                    exhausted = True
+                    break
+                index, shard = nxt
+                in_flight.add(pool.submit(_process_shard, shard, str(_result_path(results_dir, index))))
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                path, count = future.result()
+                finished.append(Path(path))
+                if collect_results:
+                    stats.result_rows.append(pq.read_table(path))
+                advance(count)
+            if time.monotonic() - last_merge >= job.merge_every_s:
+                stats.rows_merged += _merge_and_remove(job.merge, finished)
+                finished, last_merge = [], time.monotonic()
+    stats.rows_merged += _merge_and_remove(job.merge, finished)

@@ -1,0 +1,93 @@
+"""Short-lived DuckDB connections to the catalog, with lock-conflict retry and clear errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from db.errors import CatalogError, CatalogLockedError
+
+DEFAULT_CATALOG = "hfaid.duckdb"
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def default_catalog_path() -> Path:
+    """The catalog named by $HFAID_CATALOG, else ./hfaid.duckdb."""
+    return Path(os.environ.get("HFAID_CATALOG", DEFAULT_CATALOG))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A catalog file; every unit of work opens it with `connect()` and closes it promptly."""
+
+    path: Path
+    lock_timeout_s: float = 60.0
+
+    @property
+    def work_dir(self) -> Path:
+        """Folder beside the catalog for shard result files and caches."""
+        return self.path.with_name(self.path.name + ".work")
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the catalog, waiting with backoff while another process holds the lock."""
+        con = self._open(read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction: all or nothing."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if read_only and not self.path.exists():
+            raise CatalogError(f"catalog {self.path} does not exist (create it with `hfaid init`)")
+        if self.path.is_dir():
+            raise CatalogError(f"catalog {self.path} is a directory, not a DuckDB file")
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                text = str(exc)
+                holder = _LOCK_HOLDER.search(text)
+                if holder is None:
+                    raise CatalogError(_explain_open_error(self.path, text)) from None
+                if time.monotonic() >= deadline:
+                    raise CatalogLockedError(
+                        f"catalog {self.path} is locked by {holder['prog']} (PID {holder['pid']}); "
+                        f"gave up after {self.lock_timeout_s:g} s (raise [catalog] lock_timeout_s "
+                        "or wait for that process to finish)"
+                    ) from None
+            except duckdb.Error as exc:
+                raise CatalogError(_explain_open_error(self.path, str(exc))) from None
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+def _explain_open_error(path: Path, text: str) -> str:
+    first_line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    if "not a valid DuckDB database file" in text:
+        return f"catalog {path} is not a DuckDB database file"
+    if "Permission denied" in text:
+        return f"catalog {path} cannot be opened: permission denied"
+    return f"catalog {path} cannot be opened: {first_line}"

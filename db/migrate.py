@@ -1,0 +1,98 @@
+"""Create or upgrade a catalog in place by applying the numbered SQL migrations it lacks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from db.catalog import Catalog
+from db.errors import CatalogError
+
+_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>\w+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    """All migrations shipped with the package, in version order."""
+    found = []
+    for entry in resources.files("db.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match["version"]), match["name"], entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration numbers in db/migrations: {versions}")
+    return found
+
+
+def latest_version() -> int:
+    return available_migrations()[-1].version
+
+
+def current_version(catalog: Catalog) -> int:
+    """Schema version of an existing catalog (0 for an empty file)."""
+    with catalog.connect(read_only=True) as con:
+        return _version(con)
+
+
+def _version(con) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(catalog: Catalog, upto: int | None = None) -> list[Migration]:
+    """Apply every missing migration (up to `upto`), each in its own transaction."""
+    catalog.path.parent.mkdir(parents=True, exist_ok=True)
+    applied: list[Migration] = []
+    with catalog.connect() as con:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT now())"
+        )
+        have = _version(con)
+        newest = latest_version()
+        if have > newest:
+            raise CatalogError(
+                f"catalog {catalog.path} has schema version {have}, newer than this hfaid "
+                f"({newest}); upgrade hfaid"
+            )
+        for migration in available_migrations():
+            if migration.version <= have or (upto is not None and migration.version > upto):
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(migration.sql)
+                con.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                    [migration.version, migration.name],
+                )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            applied.append(migration)
+    return applied
+
+
+def require_current(catalog: Catalog) -> None:
+    """Fail with a clear message unless the catalog exists and is fully migrated."""
+    if not catalog.path.exists():
+        raise CatalogError(f"catalog {catalog.path} does not exist (create it with `hfaid init`)")
+    have = current_version(catalog)
+    if have < latest_version():
+        raise CatalogError(
+            f"catalog {catalog.path} has schema version {have}; run `hfaid init` to upgrade it "
+            f"to {latest_version()}"
+        )
