@@ -8,12 +8,39 @@ from pathlib import Path
 DEMO_CONFIG = """\
 [runner]
 shard_size = 64
+
+# Selection on the metrics the demo scores (NIQE, BRISQUE); the aesthetic stage keeps its
+# default Q-Align rule, which passes everything through with a note while it is unscored.
+[[policy.quality.rules]]
+metric = "niqe"
+keep_fraction = 0.7
+[[policy.quality.rules]]
+metric = "brisque"
+keep_fraction = 0.7
+[policy.review]
+combine = "rank_fusion"
+keep_fraction = 0.8
+[[policy.review.rules]]
+metric = "niqe"
+[[policy.review.rules]]
+metric = "brisque"
 """
 
 # Each stage adds its command here, in pipeline order; "{catalog}", "{config}" and "{dir}"
 # are filled in. A step runs through the same CLI entry point a user types.
 DEMO_STEPS: list[list[str]] = [
     ["ingest", "{dir}/pool"],
+    # selection over stored scores (after scoring); --if-available: skip while nothing is scored
+    ["select", "--stage", "quality", "--if-available"],
+    ["select", "--stage", "aesthetic", "--if-available"],
+    ["select", "--stage", "review", "--if-available"],
+    ["report", "--out", "{dir}/report"],
+    # caption (after review, before export); prints a note and goes on without Florence-2 weights
+    ["caption", "--if-available"],
+    # export the review queue (human votes and captions do not exist in a fresh demo, so
+    # --captions any); --pairs adds Real-ESRGAN-degraded x4 inputs; the demo owns its folder
+    ["export", "--format", "webdataset", "--out", "{dir}/export", "--status", "queued",
+     "--captions", "any", "--pairs", "--maxcount", "16", "--overwrite"],
 ]
 
 

@@ -38,7 +38,11 @@ def build_demo_pool(out_dir: Path, n_clean: int = 240, seed: int = 0) -> dict[st
         crops.append(crop)
         save(crop, good_dir, f"photo_{i:04d}.jpg", "clean", quality=92)
     defects: list[tuple[str, Callable[[Image.Image], Image.Image], dict]] = [
-        ("blur", lambda im: im.filter(ImageFilter.GaussianBlur(rng.uniform(4, 8))), {"quality": 92}),
+        (
+            "blur",
+            lambda im: im.filter(ImageFilter.GaussianBlur(rng.uniform(4, 8))),
+            {"quality": 92},
+        ),
         ("noise", lambda im: _add_noise(im, rng.uniform(25, 45), rng), {"quality": 95}),
         ("jpeg", lambda im: im, {"quality": 4}),
         ("grayscale", lambda im: im.convert("L").convert("RGB"), {"quality": 92}),

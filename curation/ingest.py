@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import stat
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+from blake3 import blake3
 from PIL import Image
 
 from curation.runner import JobStats, ShardJob, run_job
@@ -23,22 +23,39 @@ Image.MAX_IMAGE_PIXELS = None
 
 RESULT_SCHEMA = pa.schema(
     [
-        ("path", pa.string()), ("source", pa.string()), ("size", pa.int64()),
-        ("mtime", pa.float64()), ("image_id", pa.string()), ("format", pa.string()),
-        ("width", pa.int32()), ("height", pa.int32()), ("mode", pa.string()),
-        ("exif_orientation", pa.int16()), ("n_frames", pa.int32()),
-        ("header_error", pa.string()), ("error", pa.string()), ("error_detail", pa.string()),
+        ("path", pa.string()),
+        ("source", pa.string()),
+        ("size", pa.int64()),
+        ("mtime", pa.float64()),
+        ("image_id", pa.string()),
+        ("format", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("mode", pa.string()),
+        ("exif_orientation", pa.int16()),
+        ("n_frames", pa.int32()),
+        ("header_error", pa.string()),
+        ("error", pa.string()),
+        ("error_detail", pa.string()),
     ]
 )
 SCAN_SCHEMA = pa.schema(
-    [("path", pa.string()), ("source", pa.string()), ("size", pa.int64()),
-     ("mtime", pa.float64()), ("error", pa.string()), ("error_detail", pa.string())]
+    [
+        ("path", pa.string()),
+        ("source", pa.string()),
+        ("size", pa.int64()),
+        ("mtime", pa.float64()),
+        ("error", pa.string()),
+        ("error_detail", pa.string()),
+    ]
 )
+SCAN_NAMES = tuple(SCAN_SCHEMA.names)
+RESULT_NAMES = tuple(RESULT_SCHEMA.names)
 
 
 def scan(candidates: list[Candidate]) -> pa.Table:
     """stat() every candidate: size and mtime decide whether a re-run skips it."""
-    rows = {name: [] for name in SCAN_SCHEMA.names}
+    columns: dict[str, list] = {name: [] for name in SCAN_NAMES}
     for c in candidates:
         size = mtime = None
         error, detail = c.error, c.error_detail
@@ -50,11 +67,13 @@ def scan(candidates: list[Candidate]) -> pa.Table:
                     error, detail = "not_a_file", "not a regular file"
             except OSError as exc:
                 error, detail = _os_error_reason(c.path, exc)
-        for name, value in zip(
-            SCAN_SCHEMA.names, (c.path, c.source, size, mtime, error, detail), strict=True
-        ):
-            rows[name].append(value)
-    return pa.table(rows, schema=SCAN_SCHEMA)
+        columns["path"].append(c.path)
+        columns["source"].append(c.source)
+        columns["size"].append(size)
+        columns["mtime"].append(mtime)
+        columns["error"].append(error)
+        columns["error_detail"].append(detail)
+    return pa.table(columns, schema=SCAN_SCHEMA)
 
 
 def _os_error_reason(path: str, exc: OSError) -> tuple[str, str]:
@@ -71,18 +90,17 @@ def _os_error_reason(path: str, exc: OSError) -> tuple[str, str]:
 
 @dataclass
 class IngestWorker:
-    """Reads each file once: sha256 of the bytes, then the image header from the same buffer."""
+    """Reads each file once: content hash of the bytes, then the header from the same buffer."""
 
     def process(self, items: pa.Table) -> pa.Table:
-        out = {name: [] for name in RESULT_SCHEMA.names}
+        columns: dict[str, list] = {name: [] for name in RESULT_NAMES}
         for row in items.to_pylist():
-            record = dict.fromkeys(RESULT_SCHEMA.names)
-            record.update(row)
+            record = dict(row)
             if row["error"] is None:
                 record.update(read_file(row["path"]))
-            for name in RESULT_SCHEMA.names:
-                out[name].append(record[name])
-        return pa.table(out, schema=RESULT_SCHEMA)
+            for name in RESULT_NAMES:
+                columns[name].append(record.get(name))
+        return pa.table(columns, schema=RESULT_SCHEMA)
 
 
 def read_file(path: str) -> dict:
@@ -93,9 +111,15 @@ def read_file(path: str) -> dict:
     except OSError as exc:
         error, detail = _os_error_reason(path, exc)
         return {"error": error, "error_detail": detail}
-    record = {"image_id": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    record = {"image_id": content_id(data), "size": len(data)}
     record.update(read_header(data))
     return record
+
+
+def content_id(data: bytes) -> str:
+    """The image id: BLAKE3-256 of the file bytes (hex). BLAKE3 is a cryptographic hash that
+    runs several times faster than SHA-256, which keeps ingest at the speed of reading."""
+    return blake3(data, max_threads=1).hexdigest()
 
 
 def read_header(data: bytes) -> dict:
@@ -110,7 +134,10 @@ def read_header(data: bytes) -> dict:
             except Exception:  # a broken EXIF block is not a broken image
                 orientation = None
             return {
-                "format": im.format, "width": im.width, "height": im.height, "mode": im.mode,
+                "format": im.format,
+                "width": im.width,
+                "height": im.height,
+                "mode": im.mode,
                 "exif_orientation": int(orientation) if isinstance(orientation, int) else None,
                 "n_frames": int(getattr(im, "n_frames", 1) or 1),
             }
@@ -118,8 +145,15 @@ def read_header(data: bytes) -> dict:
         return {"header_error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
-def ingest(catalog: Catalog, sources: list[Path], extensions: list[str], path_column: str,
-           run_id: int, workers: int, shard_size: int) -> tuple[JobStats, dict[str, int]]:
+def ingest(
+    catalog: Catalog,
+    sources: list[Path],
+    extensions: list[str],
+    path_column: str,
+    run_id: int,
+    workers: int,
+    shard_size: int,
+) -> tuple[JobStats, dict[str, int]]:
     """Scan sources, skip unchanged paths, hash the rest on the runner, merge into the catalog."""
     candidates = list(expand_sources(sources, extensions, path_column))
     scanned = scan(candidates)
@@ -132,6 +166,10 @@ def ingest(catalog: Catalog, sources: list[Path], extensions: list[str], path_co
         shard_size=shard_size,
         workers=workers,
         description="ingest",
+        start_method="fork",  # pure Python + PIL workers: no torch, so fork is safe and instant
     )
     stats = run_job(job)
-    return stats, {"candidates": len(candidates), "skipped_unchanged": len(candidates) - stats.items}
+    return stats, {
+        "candidates": len(candidates),
+        "skipped_unchanged": len(candidates) - stats.items,
+    }

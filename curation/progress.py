@@ -26,8 +26,12 @@ stdout = Console()
 def item_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yield advance(n); draws a bar on a terminal and nothing in logs."""
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
         disable=not console.is_terminal,
     )
     with progress:

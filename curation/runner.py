@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +51,9 @@ class ShardJob:
     workers: int = 0  # 0 = os.cpu_count(); 1 = in this process (GPU jobs, tests)
     merge_every_s: float = 2.0  # batch merges: DuckDB prefers fewer, larger transactions
     description: str = ""
+    # "fork" starts workers instantly and suits CPU-only jobs that never import torch;
+    # "spawn" is the safe default once torch (and its thread pools) may be in the parent.
+    start_method: str = "spawn"
 
 
 @dataclass
@@ -76,7 +80,8 @@ def run_job(job: ShardJob, collect_results: bool = False) -> JobStats:
     _remove_temp_files(results_dir)
     pending = job.pending()
     shards = [
-        pending.slice(offset, job.shard_size) for offset in range(0, pending.num_rows, job.shard_size)
+        pending.slice(offset, job.shard_size)
+        for offset in range(0, pending.num_rows, job.shard_size)
     ]
     stats.items = pending.num_rows
     stats.shards = len(shards)
@@ -96,7 +101,9 @@ def finished_result_files(results_dir: Path) -> list[Path]:
     """Result files that were renamed into place (complete), oldest name first."""
     if not results_dir.exists():
         return []
-    return sorted(p for p in results_dir.iterdir() if p.suffix == RESULT_SUFFIX and not p.name.startswith("."))
+    return sorted(
+        p for p in results_dir.iterdir() if p.suffix == RESULT_SUFFIX and not p.name.startswith(".")
+    )
 
 
 def _remove_temp_files(results_dir: Path) -> None:
@@ -123,7 +130,8 @@ def _init_worker(factory: WorkerFactory) -> None:
 
 
 def _process_shard(items: pa.Table, out_path: str) -> tuple[str, int]:
-    assert _WORKER is not None, "worker not initialised"
+    if _WORKER is None:
+        raise RuntimeError("shard worker was not initialised")
     return write_result(_WORKER.process(items), Path(out_path)), items.num_rows
 
 
@@ -135,62 +143,107 @@ def write_result(table: pa.Table, out_path: Path) -> str:
     return str(out_path)
 
 
+_RUN_TOKEN = f"{int(time.time())}-{uuid.uuid4().hex[:8]}"
+
+
 def _result_path(results_dir: Path, index: int) -> Path:
     # A per-process token keeps names from two runs apart; the index keeps merge order stable.
     return results_dir / f"{_RUN_TOKEN}-{index:06d}{RESULT_SUFFIX}"
 
 
-_RUN_TOKEN = f"{int(time.time())}-{uuid.uuid4().hex[:8]}"
+class _BackgroundMerger:
+    """Merges finished result files on a thread, so workers never wait for the catalog."""
+
+    def __init__(self, merge: MergeFn, every_s: float) -> None:
+        self._merge, self._every_s = merge, every_s
+        self._pending: list[Path] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._error: BaseException | None = None
+        self.rows_merged = 0
+        self._thread = threading.Thread(target=self._loop, name="hfaid-merge", daemon=True)
+        self._thread.start()
+
+    def add(self, path: Path) -> None:
+        self._raise_if_failed()
+        with self._lock:
+            self._pending.append(path)
+
+    def close(self) -> int:
+        """Merge everything still pending and stop; re-raises a merge failure."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
+        self._raise_if_failed()
+        return self.rows_merged
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self._every_s)
+            closing = self._closing
+            with self._lock:
+                batch, self._pending = self._pending, []
+            try:
+                self.rows_merged += _merge_and_remove(self._merge, batch)
+            except BaseException as exc:  # surfaced in the main thread by add()/close()
+                self._error = exc
+                return
+            if closing:
+                return
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def _run_inline(job, shards, results_dir, workers, stats, collect_results) -> None:
     worker = job.worker_factory()
-    finished: list[Path] = []
-    last_merge = time.monotonic()
-    with item_progress(job.description or job.name, stats.items) as advance:
-        for index, shard in enumerate(shards):
-            result = worker.process(shard)
-            if collect_results:
-                stats.result_rows.append(result)
-            finished.append(Path(write_result(result, _result_path(results_dir, index))))
-            advance(shard.num_rows)
-            if time.monotonic() - last_merge >= job.merge_every_s:
-                stats.rows_merged += _merge_and_remove(job.merge, finished)
-                finished, last_merge = [], time.monotonic()
-    stats.rows_merged += _merge_and_remove(job.merge, finished)
+    merger = _BackgroundMerger(job.merge, job.merge_every_s)
+    try:
+        with item_progress(job.description or job.name, stats.items) as advance:
+            for index, shard in enumerate(shards):
+                result = worker.process(shard)
+                if collect_results:
+                    stats.result_rows.append(result)
+                merger.add(Path(write_result(result, _result_path(results_dir, index))))
+                advance(shard.num_rows)
+    finally:
+        stats.rows_merged += merger.close()
 
 
 def _run_pool(job, shards, results_dir, workers, stats, collect_results) -> None:
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
-    finished: list[Path] = []
-    last_merge = time.monotonic()
-    max_in_flight = workers * 2  # bounded so a million-image job does not queue everything
-    with (
-        ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker,
-            initargs=(job.worker_factory,),
-        ) as pool,
-        item_progress(job.description or job.name, stats.items) as advance,
-    ):
-        in_flight: set[Future] = set()
-        queue = iter(enumerate(shards))
-        exhausted = False
-        while in_flight or not exhausted:
-            while not exhausted and len(in_flight) < max_in_flight:
-                nxt = next(queue, None)
-                if nxt is None:
-                    exhausted = True
-                    break
-                index, shard = nxt
-                in_flight.add(pool.submit(_process_shard, shard, str(_result_path(results_dir, index))))
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                path, count = future.result()
-                finished.append(Path(path))
-                if collect_results:
-                    stats.result_rows.append(pq.read_table(path))
-                advance(count)
-            if time.monotonic() - last_merge >= job.merge_every_s:
-                stats.rows_merged += _merge_and_remove(job.merge, finished)
-                finished, last_merge = [], time.monotonic()
-    stats.rows_merged += _merge_and_remove(job.merge, finished)
+    context = multiprocessing.get_context(job.start_method)
+    merger = _BackgroundMerger(job.merge, job.merge_every_s)
+    max_in_flight = workers * 4  # bounded so a million-image job does not queue everything
+    try:
+        with (
+            ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(job.worker_factory,),
+            ) as pool,
+            item_progress(job.description or job.name, stats.items) as advance,
+        ):
+            in_flight: set[Future] = set()
+            queue = iter(enumerate(shards))
+            exhausted = False
+            while in_flight or not exhausted:
+                while not exhausted and len(in_flight) < max_in_flight:
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    index, shard = nxt
+                    out = str(_result_path(results_dir, index))
+                    in_flight.add(pool.submit(_process_shard, shard, out))
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    path, count = future.result()
+                    if collect_results:
+                        stats.result_rows.append(pq.read_table(path))
+                    merger.add(Path(path))
+                    advance(count)
+    finally:
+        stats.rows_merged += merger.close()

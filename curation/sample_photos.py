@@ -7,11 +7,16 @@ from pathlib import Path
 
 # (package, relative path) of colour photographs; found at run time, skipped if absent.
 _COLOUR_PHOTOS = (
-    ("skimage", "data/astronaut.png"), ("skimage", "data/chelsea.png"),
-    ("skimage", "data/coffee.png"), ("skimage", "data/rocket.jpg"),
-    ("skimage", "data/motorcycle_left.png"), ("skimage", "data/motorcycle_right.png"),
-    ("skimage", "data/retina.jpg"), ("skimage", "data/hubble_deep_field.jpg"),
-    ("skimage", "data/ihc.png"), ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    ("skimage", "data/astronaut.png"),
+    ("skimage", "data/chelsea.png"),
+    ("skimage", "data/coffee.png"),
+    ("skimage", "data/rocket.jpg"),
+    ("skimage", "data/motorcycle_left.png"),
+    ("skimage", "data/motorcycle_right.png"),
+    ("skimage", "data/retina.jpg"),
+    ("skimage", "data/hubble_deep_field.jpg"),
+    ("skimage", "data/ihc.png"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
 )
 _GRAY_PHOTOS = (("skimage", "data/camera.png"), ("skimage", "data/moon.png"))
 

@@ -27,7 +27,9 @@ class Candidate:
     error_detail: str | None = None
 
 
-def expand_sources(sources: list[Path], extensions: list[str], path_column: str) -> Iterator[Candidate]:
+def expand_sources(
+    sources: list[Path], extensions: list[str], path_column: str
+) -> Iterator[Candidate]:
     """Yield candidates from every source; a missing source is a clear error before any work."""
     wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     for source in sources:
@@ -54,8 +56,12 @@ def _walk(root: Path, wanted: set[str], label: str) -> Iterator[Candidate]:
         for name in dirnames:
             if os.path.splitext(name)[1].lower() in wanted:
                 # A folder named like an image is recorded, so nothing disappears silently.
-                yield Candidate(_printable(os.path.join(os.path.abspath(dirpath), name)), label,
-                                "not_a_file", "a directory with an image file name")
+                yield Candidate(
+                    _printable(os.path.join(os.path.abspath(dirpath), name)),
+                    label,
+                    "not_a_file",
+                    "a directory with an image file name",
+                )
         for name in sorted(filenames):
             if os.path.splitext(name)[1].lower() in wanted:
                 yield _candidate(os.path.join(os.path.abspath(dirpath), name), label)
@@ -93,8 +99,12 @@ def _listed(paths: list[str], base: Path, label: str) -> Iterator[Candidate]:
 def _candidate(path: str, label: str) -> Candidate:
     printable = _printable(path)
     if printable != path:
-        return Candidate(printable, label, "non_utf8_filename",
-                         "file name is not valid UTF-8; rename the file to ingest it")
+        return Candidate(
+            printable,
+            label,
+            "non_utf8_filename",
+            "file name is not valid UTF-8; rename the file to ingest it",
+        )
     return Candidate(path, label)
 
 

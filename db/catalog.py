@@ -67,6 +67,12 @@ class Catalog:
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.ConnectionException as exc:
+                # This process already has the file open read-write (e.g. the review server's
+                # other sessions): DuckDB refuses a read-only second instance, so share that one.
+                if read_only and "different configuration" in str(exc):
+                    return duckdb.connect(str(self.path))
+                raise CatalogError(_explain_open_error(self.path, str(exc))) from None
             except duckdb.IOException as exc:
                 text = str(exc)
                 holder = _LOCK_HOLDER.search(text)

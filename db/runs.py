@@ -8,7 +8,9 @@ from typing import Any
 from db.catalog import Catalog
 
 
-def start_run(catalog: Catalog, command: str, config: dict[str, Any], versions: dict[str, str]) -> int:
+def start_run(
+    catalog: Catalog, command: str, config: dict[str, Any], versions: dict[str, str]
+) -> int:
     """Record a starting run and return its id."""
     with catalog.connect() as con:
         return con.execute(

@@ -51,9 +51,7 @@ def images_missing_scores(
     catalog: Catalog, stage: str | None, metric_versions: dict[str, str]
 ) -> pa.Table:
     """image_id, path, width, height of images (passing `stage`) lacking any metric@version."""
-    wanted = pa.table(
-        {"metric": list(metric_versions), "version": list(metric_versions.values())}
-    )
+    wanted = pa.table({"metric": list(metric_versions), "version": list(metric_versions.values())})
     sql = (
         "SELECT i.image_id, ip.path, i.width, i.height, i.exif_orientation "
         "FROM images i JOIN image_paths ip USING (image_id) "
@@ -78,14 +76,14 @@ def images_missing_scores(
 def latest_scores_wide(catalog: Catalog) -> pa.Table:
     """One row per scored image: image_id, path, and one column per metric (latest version)."""
     with catalog.connect(read_only=True) as con:
-        metrics = [r[0] for r in con.execute("SELECT DISTINCT metric FROM scores ORDER BY 1").fetchall()]
+        metrics = [
+            r[0] for r in con.execute("SELECT DISTINCT metric FROM scores ORDER BY 1").fetchall()
+        ]
         if not metrics:
-            return con.sql(
-                "SELECT image_id, path FROM image_paths WHERE false"
-            ).to_arrow_table()
+            return con.sql("SELECT image_id, path FROM image_paths WHERE false").to_arrow_table()
         columns = ", ".join(
             f"max(value) FILTER (WHERE metric = '{m.replace(chr(39), chr(39) * 2)}') "
-            f"AS \"{m.replace(chr(34), chr(34) * 2)}\""
+            f'AS "{m.replace(chr(34), chr(34) * 2)}"'
             for m in metrics
         )
         return con.sql(

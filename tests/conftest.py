@@ -35,8 +35,9 @@ def cli(capsys):
     return run
 
 
-def write_photo_pool(folder: Path, count: int, size: tuple[int, int] = (320, 240),
-                     quality: int = 90) -> list[Path]:
+def write_photo_pool(
+    folder: Path, count: int, size: tuple[int, int] = (320, 240), quality: int = 90
+) -> list[Path]:
     """`count` distinct JPEG crops of bundled real photographs."""
     folder.mkdir(parents=True, exist_ok=True)
     photos = [Image.open(p).convert("RGB") for p in colour_photos()]
@@ -63,7 +64,9 @@ def photo_pool(tmp_path: Path) -> Path:
 
 def chromium_path() -> str | None:
     """Debian's chromium, required in CI (HFAID_REQUIRE_BROWSER=1), else tests skip."""
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    path = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
     if path is None and os.environ.get("HFAID_REQUIRE_BROWSER"):
         pytest.fail("chromium is required for browser tests (apt-get install chromium)")
     return path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -45,12 +45,18 @@ def funnel(catalog: CatalogOpt = None, config: ConfigOpt = None, as_json: JsonOp
         table.add_column(column, justify="left" if column in ("stage", "top reasons") else "right")
     for s in result["stages"]:
         reasons = ", ".join(f"{r} {n:,}" for r, n in list(s["reasons"].items())[:4])
-        table.add_row(s["stage"], f"{s['seen']:,}", f"{s['passed']:,}", f"{s['rejected']:,}",
-                      f"{s['errors']:,}", reasons)
+        table.add_row(
+            s["stage"],
+            f"{s['seen']:,}",
+            f"{s['passed']:,}",
+            f"{s['rejected']:,}",
+            f"{s['errors']:,}",
+            reasons,
+        )
     stdout.print(table)
 
 
-class ScoreFormat(str, Enum):
+class ScoreFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
     parquet = "parquet"
@@ -59,7 +65,9 @@ class ScoreFormat(str, Enum):
 @app.command()
 def scores(
     format: Annotated[ScoreFormat, typer.Option("--format")] = ScoreFormat.jsonl,
-    out: Annotated[Path | None, typer.Option("--out", help="File to write (default stdout).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default stdout).")
+    ] = None,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:

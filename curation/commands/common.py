@@ -24,8 +24,17 @@ ConfigOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-RECORDED_PACKAGES = ("hfaid", "duckdb", "pillow", "numpy", "opencv-python-headless", "imagehash",
-                     "torch", "pyiqa", "transformers")
+RECORDED_PACKAGES = (
+    "hfaid",
+    "duckdb",
+    "pillow",
+    "numpy",
+    "opencv-python-headless",
+    "imagehash",
+    "torch",
+    "pyiqa",
+    "transformers",
+)
 
 
 def resolve(catalog: Path | None, config: Path | None) -> tuple[Catalog, Config]:

@@ -17,9 +17,9 @@ from curation.progress import stdout
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where the demo pool and catalog go.")] = Path(
-        "hfaid-demo"
-    ),
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo pool and catalog go.")
+    ] = Path("hfaid-demo"),
     fresh: Annotated[bool, typer.Option(help="Delete an earlier demo folder first.")] = True,
     serve: Annotated[bool, typer.Option(help="Start the review app at the end.")] = True,
 ) -> None:
@@ -33,14 +33,20 @@ def demo(
     directory.mkdir(parents=True, exist_ok=True)
     counts = build_demo_pool(directory)
     (directory / "hfaid.toml").write_text(DEMO_CONFIG)
-    stdout.print(f"demo pool in {directory}/pool: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    stdout.print(
+        f"demo pool in {directory}/pool: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
     for step in DEMO_STEPS + [["funnel"]]:
         argv = demo_argv(step, directory)
         stdout.rule("hfaid " + " ".join(argv[: len(step)]))
         code = main(argv)
         if code != 0:
             raise HfaidError(f"demo step `hfaid {' '.join(argv)}` failed (exit {code})")
-    stdout.print(f"catalog: {directory / 'hfaid.duckdb'}; explore it with "
-                 f"`hfaid sql \"SELECT * FROM stage_outcomes LIMIT 20\" --catalog {directory / 'hfaid.duckdb'}`")
-    if serve:
-        stdout.print("(the review app joins the demo once it lands; nothing to serve yet)")
+    stdout.print(
+        f"catalog: {directory / 'hfaid.duckdb'}; explore it with "
+        f'`hfaid sql "SELECT * FROM stage_outcomes LIMIT 20" '
+        f'--catalog {directory / "hfaid.duckdb"}`'
+    )
+    from curation.commands.review_cmd import serve_demo  # demo reviewer accounts, then the app
+
+    serve_demo(directory, start=serve)
