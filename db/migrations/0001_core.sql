@@ -12,7 +12,7 @@ CREATE TABLE runs (
     counts      JSON
 );
 
--- One row per distinct content (image_id = sha256 of the file bytes).
+-- One row per distinct content (image_id = BLAKE3-256 hex of the file bytes).
 CREATE TABLE images (
     image_id          VARCHAR PRIMARY KEY,
     bytes             BIGINT NOT NULL,
