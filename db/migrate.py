@@ -52,8 +52,11 @@ def _version(con) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
 
 
-def migrate(catalog: Catalog, upto: int | None = None) -> list[Migration]:
+def migrate(
+    catalog: Catalog, upto: int | None = None, migrations: list[Migration] | None = None
+) -> list[Migration]:
     """Apply every missing migration (up to `upto`), each in its own transaction."""
+    migrations = available_migrations() if migrations is None else migrations
     catalog.path.parent.mkdir(parents=True, exist_ok=True)
     applied: list[Migration] = []
     with catalog.connect() as con:
@@ -62,14 +65,17 @@ def migrate(catalog: Catalog, upto: int | None = None) -> list[Migration]:
             "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT now())"
         )
         have = _version(con)
-        newest = latest_version()
+        newest = migrations[-1].version
         if have > newest:
             raise CatalogError(
                 f"catalog {catalog.path} has schema version {have}, newer than this hfaid "
                 f"({newest}); upgrade hfaid"
             )
-        for migration in available_migrations():
-            if migration.version <= have or (upto is not None and migration.version > upto):
+        # Apply every migration not yet recorded (not just those above the maximum), so a
+        # migration numbered below one already applied is never skipped.
+        done = _applied(con)
+        for migration in migrations:
+            if migration.version in done or (upto is not None and migration.version > upto):
                 continue
             con.execute("BEGIN TRANSACTION")
             try:
@@ -87,12 +93,21 @@ def migrate(catalog: Catalog, upto: int | None = None) -> list[Migration]:
 
 
 def require_current(catalog: Catalog) -> None:
-    """Fail with a clear message unless the catalog exists and is fully migrated."""
+    """Fail with a clear message unless the catalog exists and has every migration applied."""
     if not catalog.path.exists():
         raise CatalogError(f"catalog {catalog.path} does not exist (create it with `hfaid init`)")
-    have = current_version(catalog)
-    if have < latest_version():
+    with catalog.connect(read_only=True) as con:
+        done = _applied(con)
+    missing = [m for m in available_migrations() if m.version not in done]
+    if missing:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in missing)
         raise CatalogError(
-            f"catalog {catalog.path} has schema version {have}; run `hfaid init` to upgrade it "
-            f"to {latest_version()}"
+            f"catalog {catalog.path} lacks schema migration(s) {names}; run `hfaid init` "
+            "to upgrade it in place"
         )
+
+
+def _applied(con) -> set[int]:
+    if not _version(con):
+        return set()
+    return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}

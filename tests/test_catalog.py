@@ -13,7 +13,14 @@ import pytest
 
 from db.catalog import Catalog
 from db.errors import CatalogError, CatalogLockedError
-from db.migrate import available_migrations, current_version, latest_version, migrate
+from db.migrate import (
+    Migration,
+    available_migrations,
+    current_version,
+    latest_version,
+    migrate,
+    require_current,
+)
 
 
 def test_init_creates_every_table_and_is_idempotent(tmp_path: Path, cli):
@@ -164,3 +171,18 @@ def test_lock_error_raised_directly_from_the_api(tmp_path: Path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_migration_numbered_below_an_applied_one_is_still_applied(tmp_path: Path):
+    """A catalog that got 0001 and 0003 before 0002 existed gets 0002 on the next upgrade."""
+    core = available_migrations()[0]
+    first = Migration(2, "late", "CREATE TABLE late_table (x INTEGER);")
+    newer = Migration(3, "early", "CREATE TABLE early_table (x INTEGER);")
+    cat = Catalog(tmp_path / "gap.duckdb")
+    assert [m.version for m in migrate(cat, migrations=[core, newer])] == [1, 3]
+    applied = migrate(cat, migrations=[core, first, newer])
+    assert [m.version for m in applied] == [2]
+    with cat.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM late_table").fetchone() == (0,)
+    with pytest.raises(CatalogError, match="lacks schema migration"):
+        require_current(cat)  # the packaged migrations 0002+ are still missing here
