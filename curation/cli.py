@@ -16,7 +16,16 @@ from db.errors import CatalogError
 COMMAND_MODULES = (
     "curation.commands.catalog_cmds",
     "curation.commands.ingest_cmd",
+    "curation.commands.stage1_cmd",
     "curation.commands.demo_cmd",
+    "curation.commands.score_cmd",
+    "curation.commands.select_cmd",
+    "curation.commands.report_cmd",
+    "curation.commands.study_cmd",
+    "curation.commands.caption_cmd",
+    "curation.commands.review_cmd",
+    "curation.commands.export_cmd",
+    "curation.commands.finetune_cmd",
 )
 
 for _module in COMMAND_MODULES:
@@ -34,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("interrupted: finished shards are saved; re-run the command to resume", file=sys.stderr)
+        print(
+            "interrupted: finished shards are saved; re-run the command to resume",
+            file=sys.stderr,
+        )
         return 130
     except typer.TyperException as exc:  # usage errors: typer prints them like click does
         exc.show()

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from captioning.settings import CaptionConfig  # [caption]: Florence-2 captioning
+from curation.degrade_settings import DegradationConfig  # [degrade]: Real-ESRGAN pairs
 from curation.errors import HfaidError
+from curation.export.settings import ExportConfig  # [export]: shards / imagefolder
+from curation.policy import PolicyConfig  # [policy]: the funnel's selection rules
+from curation.score_settings import ScoreConfig, WeightsConfig  # [score], [weights]
+from curation.stage1_settings import CleanConfig, DedupConfig  # [clean], [dedup]
+from review_app.settings import ReviewConfig  # [review]: the review app
+from training.settings import FinetuneConfig  # [finetune]: RPR + ROPO fine-tuning
 
 
 @dataclass
@@ -41,6 +49,16 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    degrade: DegradationConfig = field(default_factory=DegradationConfig)
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as a plain dict, for recording in runs."""

@@ -9,6 +9,14 @@ DEMO_CONFIG = """\
 [runner]
 shard_size = 64
 
+# Stage 1 at demo scale: sub-megapixel crops are measured at full size (x1, not LSDIR's x4),
+# where planted blur stays under 10 and planted noise over 6000.
+[clean]
+min_short_side = 128
+measure_scale = 1
+laplacian_min = 10.0
+laplacian_max = 6000.0
+
 # Selection on the metrics the demo scores (NIQE, BRISQUE); the aesthetic stage keeps its
 # default Q-Align rule, which passes everything through with a note while it is unscored.
 [[policy.quality.rules]]
@@ -30,6 +38,10 @@ metric = "brisque"
 # are filled in. A step runs through the same CLI entry point a user types.
 DEMO_STEPS: list[list[str]] = [
     ["ingest", "{dir}/pool"],
+    ["clean"],
+    ["dedup"],
+    # stage 2 scoring with the metrics whose parameters ship with hfaid (no weights needed)
+    ["score", "--metrics", "niqe,brisque", "--stage-input", "dedup", "--device", "cpu"],
     # selection over stored scores (after scoring); --if-available: skip while nothing is scored
     ["select", "--stage", "quality", "--if-available"],
     ["select", "--stage", "aesthetic", "--if-available"],
@@ -41,6 +53,15 @@ DEMO_STEPS: list[list[str]] = [
     # --captions any); --pairs adds Real-ESRGAN-degraded x4 inputs; the demo owns its folder
     ["export", "--format", "webdataset", "--out", "{dir}/export", "--status", "queued",
      "--captions", "any", "--pairs", "--maxcount", "16", "--overwrite"],
+    # fine-tune a tiny random SD (no SD 2.1 offline) for 2 steps on the export, then generate
+    # with identifier guidance; demo captions may be empty, hence --allow-empty-captions
+    ["tiny-sd", "{dir}/tiny-sd"],
+    ["finetune", "--data", "{dir}/export", "--pretrained", "{dir}/tiny-sd",
+     "--output", "{dir}/finetuned", "--max-train-steps", "2", "--resolution", "32",
+     "--train-batch-size", "2", "--gradient-accumulation-steps", "1",
+     "--dataloader-num-workers", "0", "--allow-empty-captions"],
+    ["generate", "--model", "{dir}/finetuned", "--prompt", "a photograph",
+     "--output", "{dir}/generated", "--steps", "4", "--resolution", "32", "--device", "cpu"],
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,10 @@ import duckdb
 from db.errors import CatalogError, CatalogLockedError
 
 DEFAULT_CATALOG = "hfaid.duckdb"
+# DuckDB shares one database instance per file within a process; opening it in one thread
+# while another closes its last connection can fail ("Unique file handle conflict"), so
+# threads take turns at those two moments (the work in between runs concurrently).
+_OPEN_CLOSE = threading.Lock()
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -43,7 +48,8 @@ class Catalog:
         try:
             yield con
         finally:
-            con.close()
+            with _OPEN_CLOSE:
+                con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -66,12 +72,14 @@ class Catalog:
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                with _OPEN_CLOSE:
+                    return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.ConnectionException as exc:
                 # This process already has the file open read-write (e.g. the review server's
                 # other sessions): DuckDB refuses a read-only second instance, so share that one.
                 if read_only and "different configuration" in str(exc):
-                    return duckdb.connect(str(self.path))
+                    with _OPEN_CLOSE:
+                        return duckdb.connect(str(self.path))
                 raise CatalogError(_explain_open_error(self.path, str(exc))) from None
             except duckdb.IOException as exc:
                 text = str(exc)

@@ -1,0 +1,1 @@
+"""Export: the curated set as WebDataset shards or an imagefolder, with manifest and datasheet."""

@@ -1,0 +1,118 @@
+"""`--engine ray`: a ShardJob on Ray Data, one actor per GPU (or CPU slot), same merge step."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+
+from curation.errors import HfaidError
+from curation.progress import item_progress
+from curation.runner import (
+    JobStats,
+    ShardJob,
+    _merge_and_remove,
+    _remove_temp_files,
+    finished_result_files,
+    write_result,
+)
+
+
+class ShardActor:
+    """A Ray actor: builds the job's worker once, turns each block into one result file."""
+
+    def __init__(self, worker_factory, results_dir: str) -> None:
+        self.worker = worker_factory()
+        self.results_dir = Path(results_dir)
+        self.token = uuid.uuid4().hex[:8]
+        self.count = 0
+
+    def __call__(self, items: pa.Table) -> pa.Table:
+        result = self.worker.process(items)
+        self.count += 1
+        # Same naming and temp-then-rename as the local runner, so leftovers resume the same way.
+        path = self.results_dir / f"{int(time.time())}-ray{self.token}-{self.count:06d}.parquet"
+        write_result(result, path)
+        return pa.table({"file": [str(path)], "items": [items.num_rows]})
+
+
+def run_job_ray(
+    job: ShardJob, device: str = "cpu", actors: int = 0, address: str | None = None
+) -> JobStats:
+    """Recover leftovers, run pending shards on Ray actors, merge result files as they land."""
+    try:
+        import ray
+    except ImportError:
+        raise HfaidError("--engine ray needs Ray: pip install 'hfaid[ray]'") from None
+    started = time.perf_counter()
+    results_dir = job.work_dir / job.name
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stats = JobStats()
+    leftovers = finished_result_files(results_dir)
+    if leftovers:
+        stats.recovered_files = len(leftovers)
+        stats.rows_merged += _merge_and_remove(job.merge, leftovers)
+    _remove_temp_files(results_dir)
+    pending = job.pending()
+    stats.items = pending.num_rows
+    if pending.num_rows == 0:
+        stats.seconds = time.perf_counter() - started
+        return stats
+    gpu = device.startswith("cuda")
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True
+        )
+    try:
+        _run_on_ray(ray, job, pending, results_dir, gpu, actors, stats)
+    finally:
+        if started_here:
+            ray.shutdown()
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _run_on_ray(
+    ray,
+    job: ShardJob,
+    pending: pa.Table,
+    results_dir: Path,
+    gpu: bool,
+    actors: int,
+    stats: JobStats,
+) -> None:
+    resources = ray.cluster_resources()
+    slots = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1))
+    if gpu and slots == 0:
+        raise HfaidError("--engine ray --device cuda: the Ray cluster has no GPUs")
+    concurrency = max(1, min(actors or slots, slots))
+    # One block per shard, so every actor gets work and a result file is one shard as locally.
+    ds = ray.data.from_arrow(
+        [pending.slice(o, job.shard_size) for o in range(0, pending.num_rows, job.shard_size)]
+    )
+    out = ds.map_batches(
+        ShardActor,
+        fn_constructor_args=(job.worker_factory, str(results_dir)),
+        batch_size=job.shard_size,
+        batch_format="pyarrow",
+        concurrency=concurrency,
+        num_gpus=1 if gpu else 0,
+        num_cpus=0 if gpu else 1,
+    )
+    finished: list[Path] = []
+    last_merge = time.monotonic()
+    with item_progress(job.description or job.name, stats.items) as advance:
+        for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
+            for file, count in zip(
+                batch["file"].to_pylist(), batch["items"].to_pylist(), strict=True
+            ):
+                finished.append(Path(file))
+                stats.shards += 1
+                advance(count)
+            if time.monotonic() - last_merge >= job.merge_every_s:
+                stats.rows_merged += _merge_and_remove(job.merge, finished)
+                finished, last_merge = [], time.monotonic()
+    stats.rows_merged += _merge_and_remove(job.merge, finished)

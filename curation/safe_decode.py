@@ -1,0 +1,206 @@
+"""Safe, reduced-size decoding for stage-1 measurements: bombs, odd modes, ICC and EXIF handled."""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+# Magic numbers of image formats Pillow cannot decode here, so they read as "unsupported"
+# rather than "not an image".
+_FOREIGN_MAGIC = (
+    (b"ftypheic", "HEIC"),
+    (b"ftypheix", "HEIC"),
+    (b"ftypmif1", "HEIF"),
+    (b"ftypavif", "AVIF"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+)
+# Signatures of formats Pillow reads: such a file that still fails to open is corrupt.
+_KNOWN_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"RIFF", "RIFF/WebP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+_SRGB = ImageCms.createProfile("sRGB")
+# Our own max_pixels check (before any pixel is decoded) replaces Pillow's global bomb guard,
+# whose fixed 89/179 MP limits would otherwise override the configured one.
+Image.MAX_IMAGE_PIXELS = None
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_TRANSPOSE = {  # EXIF orientation -> the transposition that shows the image upright
+    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
+    3: (Image.Transpose.ROTATE_180,),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
+    5: (Image.Transpose.TRANSPOSE,),
+    6: (Image.Transpose.ROTATE_270,),
+    7: (Image.Transpose.TRANSVERSE,),
+    8: (Image.Transpose.ROTATE_90,),
+}
+
+
+class DecodeReject(Exception):
+    """The file's content cannot be used: `reason` is machine-readable, the message is human."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Decoded:
+    """An upright RGB image at measurement resolution plus what the original file was like."""
+
+    rgb: np.ndarray  # H x W x 3 uint8, EXIF orientation applied
+    width: int  # original, upright
+    height: int
+    gray_mode: bool  # stored single-channel (or with alpha)
+    transparent_fraction: float  # share of pixels with alpha < 255 (0 when no alpha)
+    n_frames: int
+    notes: list[str] = field(default_factory=list)
+
+
+def decode_for_measurement(
+    data: bytes,
+    max_pixels: int,
+    scale: int,
+    fast: bool,
+    formats: set[str],
+    convert_icc: bool = True,
+) -> Decoded:
+    """Decode `data` at about 1/scale of its size; raise DecodeReject for unusable content."""
+    if not data:
+        raise DecodeReject("empty_file", "file has zero bytes")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        foreign = next((name for magic, name in _FOREIGN_MAGIC if magic in data[:16]), None)
+        if foreign:
+            raise DecodeReject("unsupported_format", f"{foreign} cannot be decoded here") from None
+        known = next((name for magic, name in _KNOWN_MAGIC if data.startswith(magic)), None)
+        if known:
+            raise DecodeReject(
+                "corrupt", f"{known} signature but the header is unreadable"
+            ) from None
+        raise DecodeReject("not_an_image", "no known image format matches the bytes") from None
+    except Image.DecompressionBombError as exc:
+        raise DecodeReject("decompression_bomb", str(exc)) from None
+    except Exception as exc:  # a header that crashes the parser is corrupt content
+        raise DecodeReject("corrupt", f"header unreadable: {_one_line(exc)}") from None
+    with im:
+        return _decode_opened(im, data, max_pixels, scale, fast, formats, convert_icc)
+
+
+def _decode_opened(
+    im: Image.Image,
+    data: bytes,
+    max_pixels: int,
+    scale: int,
+    fast: bool,
+    formats: set[str],
+    convert_icc: bool,
+) -> Decoded:
+    fmt = im.format or "unknown"
+    if fmt not in formats:
+        raise DecodeReject("unsupported_format", f"{fmt} is not in [clean] formats")
+    width, height = im.size
+    if width * height > max_pixels:
+        # Checked before any pixel is decoded: a bomb costs a header read, not the RAM.
+        raise DecodeReject(
+            "decompression_bomb",
+            f"{width}x{height} = {width * height:,} pixels > max_pixels {max_pixels:,}",
+        )
+    if width < 1 or height < 1:
+        raise DecodeReject("corrupt", f"declared size {width}x{height}")
+    notes = [fmt.lower()]
+    orientation = _orientation(im)
+    if orientation not in (None, 1):
+        notes.append(f"exif_orientation={orientation}")
+    n_frames = int(getattr(im, "n_frames", 1) or 1)
+    if n_frames > 1:
+        notes.append(f"frames={n_frames}")
+    if fmt == "MPO" or (fmt == "TIFF" and n_frames > 1):
+        n_frames = 1  # camera MPO previews and multi-page TIFFs are not animation: use page 1
+    if _is_16_bit(im, data):
+        notes.append("16-bit")
+    icc = im.info.get("icc_profile")
+    target = (max(1, math.ceil(width / scale)), max(1, math.ceil(height / scale)))
+    if fast and fmt in ("JPEG", "MPO") and scale > 1:
+        # libjpeg's DCT-domain scaling (1/2, 1/4, 1/8) skips most of the inverse transform.
+        im.draft("RGB" if im.mode == "RGB" else None, target)
+        notes.append("draft")
+    try:
+        im.load()
+    except OSError as exc:
+        text = _one_line(exc)
+        reason = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
+        raise DecodeReject(reason, text) from None
+    except Exception as exc:
+        raise DecodeReject("corrupt", _one_line(exc)) from None
+    mode = im.mode
+    gray_mode = mode in _GRAY_MODES
+    if mode not in ("RGB",):
+        notes.append(f"mode={mode}")
+    frame, alpha = _to_rgb(im, icc if convert_icc else None, notes)
+    transparent = float(np.mean(alpha < 255)) if alpha is not None else 0.0
+    if frame.size != target:
+        frame = frame.resize(target, Image.Resampling.LANCZOS)
+    for op in _TRANSPOSE.get(orientation or 1, ()):
+        frame = frame.transpose(op)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return Decoded(np.asarray(frame), width, height, gray_mode, transparent, n_frames, notes)
+
+
+def _to_rgb(
+    im: Image.Image, icc: bytes | None, notes: list[str]
+) -> tuple[Image.Image, np.ndarray | None]:
+    """RGB pixels (colour-managed to sRGB when tagged) and the alpha channel if any."""
+    alpha = None
+    mode = im.mode
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA" if ("transparency" in im.info or mode == "PA") else "RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        alpha = np.asarray(im.getchannel("A"))
+    if mode.startswith("I") or mode == "F":
+        # 16/32-bit single channel: rescale to 8 bits instead of clipping at 255.
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        gray = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2)), alpha
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            base = im.convert("RGB") if mode in ("RGBA", "LA", "La", "RGBa") else im
+            converted = ImageCms.profileToProfile(base, source, _SRGB, outputMode="RGB")
+            notes.append("icc->srgb")
+            return converted, alpha
+        except Exception:  # a broken or mismatched profile: measure the raw values instead
+            notes.append("icc_unusable")
+    return (im if mode == "RGB" else im.convert("RGB")), alpha
+
+
+def _orientation(im: Image.Image) -> int | None:
+    try:
+        value = im.getexif().get(0x0112)
+    except Exception:  # a broken EXIF block is not a broken image
+        return None
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
+
+
+def _is_16_bit(im: Image.Image, data: bytes) -> bool:
+    if im.format == "PNG" and len(data) > 24:
+        return data[24] == 16  # IHDR bit depth
+    return im.mode.startswith("I;16")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,323 @@
+"""The scoring job: pending (image, metric@version) pairs scored in size-bucketed batches."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from curation.errors import HfaidError
+from curation.runner import JobStats, ShardJob, run_job
+from curation.scorers import Scorer, create_scorer, get_scorer_spec, scorer_version
+from curation.scorers.base import InputPolicy
+from curation.scorers.inputs import InputError, load_for_policy
+from db.catalog import Catalog
+from db.scoring import RESULT_SCHEMA, merge_score_results, pending_scores
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Everything a worker needs to rebuild the same scorers in another process (picklable)."""
+
+    metrics: tuple[str, ...]
+    device: str = "cpu"
+    dtype: str | None = None  # None/"auto": float32 on CPU, half where declared safe on GPU
+    weights_dir: str | None = None
+    batch_size: int = 0  # 0 = each metric's declared default
+    decode_workers: int = 2  # DataLoader processes decoding images next to the model
+    threads: int = 0  # torch intra-op threads per worker process (0 = torch's default)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides
+
+
+def metric_options(settings: ScoreSettings, metric: str) -> dict[str, Any]:
+    return dict(settings.options.get(metric, {}))
+
+
+def metric_versions(settings: ScoreSettings) -> dict[str, str]:
+    """metric -> version; checks weights before any work (missing file = one clear error)."""
+    return {
+        m: scorer_version(get_scorer_spec(m), settings.weights_dir, metric_options(settings, m))
+        for m in settings.metrics
+    }
+
+
+class _Decode(Dataset):
+    """Decodes the (index, path) keys the sampler yields; failures come back as (reason, detail)."""
+
+    def __init__(self, policy: InputPolicy) -> None:
+        self.policy = policy
+
+    def __len__(self) -> int:  # keys come from the batch sampler, not from a range
+        return 0
+
+    def __getitem__(self, key: tuple[int, str]) -> tuple[int, torch.Tensor | None, str, str]:
+        index, path = key
+        try:
+            return index, load_for_policy(path, self.policy), "", ""
+        except InputError as exc:
+            return index, None, exc.reason, exc.detail
+        except Exception as exc:  # a decoder bug must cost one image, not the shard
+            return index, None, "decode_failed", f"{type(exc).__name__}: {exc}"
+
+
+class _ShardBatches:
+    """A batch sampler refilled per shard: one DataLoader (and its workers) serves all shards."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, str]]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _keep_list(batch: list) -> list:
+    return batch
+
+
+def size_buckets(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices grouped by equal predicted shape, in batches of at most batch_size."""
+    by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index, shape in enumerate(shapes):
+        by_shape[shape].append(index)
+    batches = []
+    for shape in sorted(by_shape):
+        members = by_shape[shape]
+        batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
+    return batches
+
+
+class ScoreWorker:
+    """Built once per worker process: the scorers, grouped by the input tensor they share."""
+
+    def __init__(self, settings: ScoreSettings) -> None:
+        self.settings = settings
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        self.scorers: dict[str, Scorer] = {
+            m: create_scorer(
+                m,
+                device=settings.device,
+                dtype=settings.dtype,
+                weights_dir=settings.weights_dir,
+                **metric_options(settings, m),
+            )
+            for m in settings.metrics
+        }
+        groups: dict[InputPolicy, list[Scorer]] = defaultdict(list)
+        for scorer in self.scorers.values():
+            # Decode once per tensor shape policy; each metric's minimum size is checked after.
+            key = dataclasses.replace(scorer.input_policy, min_side=1)
+            groups[key].append(scorer)
+        # One decode per distinct policy: niqe, brisque, maniqa, musiq, clipiqa share "full".
+        self.groups = list(groups.items())
+        # Persistent decode workers per policy: started once, then fed shard after shard.
+        self.loaders: dict[InputPolicy, tuple[DataLoader, _ShardBatches]] = {}
+
+    def _loader(self, policy: InputPolicy) -> tuple[DataLoader, _ShardBatches]:
+        if policy not in self.loaders:
+            sampler = _ShardBatches()
+            workers = self.settings.decode_workers
+            loader = DataLoader(
+                _Decode(policy),
+                batch_sampler=sampler,
+                num_workers=workers,
+                collate_fn=_keep_list,
+                persistent_workers=workers > 0,
+                prefetch_factor=4 if workers > 0 else None,
+                pin_memory=self.settings.device.startswith("cuda"),
+            )
+            self.loaders[policy] = (loader, sampler)
+        return self.loaders[policy]
+
+    def _batch_size(self, scorers: list[Scorer]) -> int:
+        if self.settings.batch_size > 0:
+            return self.settings.batch_size
+        return min(s.spec.default_batch_size for s in scorers)
+
+    def process(self, items: pa.Table) -> pa.Table:
+        rows = items.to_pylist()
+        out: list[dict[str, Any]] = []
+        for policy, scorers in self.groups:
+            names = {s.name for s in scorers}
+            todo = [r for r in rows if names & set(r["missing"])]
+            if not todo:
+                continue
+            shapes = [
+                policy.output_hw(r["width"] or 0, r["height"] or 0, r["exif_orientation"])
+                for r in todo
+            ]
+            loader, sampler = self._loader(policy)
+            sampler.batches = [
+                [(i, todo[i]["path"]) for i in batch]
+                for batch in size_buckets(shapes, self._batch_size(scorers))
+            ]
+            for decoded in loader:
+                self._score_decoded(decoded, todo, scorers, out)
+        return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
+
+    def _score_decoded(
+        self, decoded: list, todo: list[dict], scorers: list[Scorer], out: list[dict]
+    ) -> None:
+        by_shape: dict[tuple, list[tuple[int, torch.Tensor]]] = defaultdict(list)
+        for index, tensor, reason, detail in decoded:
+            if tensor is None:
+                for s in scorers:
+                    if s.name in todo[index]["missing"]:
+                        out.append(_row(todo[index], s, None, reason, detail))
+                continue
+            # Catalog sizes can be stale: regroup by the real decoded shape before stacking.
+            by_shape[tuple(tensor.shape)].append((index, tensor))
+        for shape, members in by_shape.items():
+            for s in scorers:
+                chosen = [(i, t) for i, t in members if s.name in todo[i]["missing"]]
+                need = s.input_policy.min_side
+                if chosen and min(shape[1:]) < need:
+                    detail = f"{shape[2]}x{shape[1]} < {need}px side"
+                    out.extend(_row(todo[i], s, None, "too_small", detail) for i, _ in chosen)
+                elif chosen:
+                    self._score(s, chosen, todo, out)
+
+    def _score(
+        self,
+        scorer: Scorer,
+        chosen: list[tuple[int, torch.Tensor]],
+        todo: list[dict],
+        out: list[dict],
+    ) -> None:
+        if not scorer.spec.batchable and len(chosen) > 1:
+            for one in chosen:
+                self._score(scorer, [one], todo, out)
+            return
+        try:
+            values = scorer.score(torch.stack([t for _, t in chosen]))
+        except Exception as exc:
+            if len(chosen) > 1:  # find the one image that breaks the batch
+                for one in chosen:
+                    self._score(scorer, [one], todo, out)
+                return
+            out.append(
+                _row(
+                    todo[chosen[0][0]],
+                    scorer,
+                    None,
+                    "score_failed",
+                    f"{type(exc).__name__}: {exc}"[:500],
+                )
+            )
+            return
+        for (index, _), value in zip(chosen, values, strict=True):
+            if math.isfinite(value):
+                out.append(_row(todo[index], scorer, value, "", ""))
+            else:
+                out.append(_row(todo[index], scorer, None, "non_finite", f"value {value}"))
+
+
+def _row(item: dict, scorer: Scorer, value: float | None, reason: str, detail: str) -> dict:
+    return {
+        "image_id": item["image_id"],
+        "metric": scorer.name,
+        "value": value,
+        "version": scorer.version,
+        "status": "ok" if value is not None else "error",
+        "reason": reason or None,
+        "detail": detail or None,
+    }
+
+
+def job_name(versions: dict[str, str]) -> str:
+    """One results folder per (metrics, versions): result files of other jobs never mix in."""
+    digest = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:12]
+    return f"score-{digest}"
+
+
+def build_job(
+    catalog: Catalog,
+    settings: ScoreSettings,
+    stage: str | None,
+    run_id: int,
+    shard_size: int,
+    workers: int,
+) -> tuple[ShardJob, dict[str, str]]:
+    if not settings.metrics:
+        raise HfaidError("--metrics: name at least one metric")
+    versions = metric_versions(settings)
+    if workers > 1:
+        # Processes each decode in-process and share the cores instead of oversubscribing them.
+        cores = os.cpu_count() or 1
+        settings = ScoreSettings(
+            **{
+                **settings.__dict__,
+                "decode_workers": 0,
+                "threads": settings.threads or max(1, cores // workers),
+            }
+        )
+    job = ShardJob(
+        name=job_name(versions),
+        work_dir=catalog.work_dir,
+        pending=partial(pending_scores, catalog, stage, versions),
+        worker_factory=partial(ScoreWorker, settings),
+        merge=partial(merge_score_results, catalog, run_id=run_id),
+        shard_size=shard_size,
+        workers=max(1, workers),
+        description="score " + ",".join(settings.metrics),
+    )
+    return job, versions
+
+
+def run_scoring(
+    catalog: Catalog,
+    settings: ScoreSettings,
+    stage: str | None,
+    run_id: int,
+    shard_size: int = 256,
+    workers: int = 1,
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> tuple[JobStats, dict[str, str]]:
+    """Score every image that passed `stage` and lacks a requested metric@version."""
+    job, versions = build_job(catalog, settings, stage, run_id, shard_size, workers)
+    if engine == "ray":
+        from curation.runner_ray import run_job_ray
+
+        stats = run_job_ray(job, device=settings.device, actors=workers, address=ray_address)
+        return stats, versions
+    if engine != "local":
+        raise HfaidError(f"--engine {engine!r}: use local or ray")
+    return run_job(job), versions
+
+
+def scores_for_paths(paths: list[Path], settings: ScoreSettings) -> pa.Table:
+    """Score files directly (benchmarks, ad-hoc use): the worker without the catalog."""
+    worker = ScoreWorker(settings)
+    table = pa.table(
+        {
+            "image_id": [str(p) for p in paths],
+            "path": [str(p) for p in paths],
+            "width": [_size(p)[0] for p in paths],
+            "height": [_size(p)[1] for p in paths],
+            "exif_orientation": pa.array([None] * len(paths), pa.int64()),
+            "missing": [list(settings.metrics)] * len(paths),
+        }
+    )
+    return worker.process(table)
+
+
+def _size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size

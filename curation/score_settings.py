@@ -1,0 +1,24 @@
+"""The [score] and [weights] config sections (kept free of torch so config loads fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ScoreConfig:
+    metrics: list[str] = field(default_factory=lambda: ["maniqa", "clipiqa", "niqe"])  # stage 2
+    stage_input: str = "dedup"  # score images that passed this stage ("" = every image)
+    device: str = "auto"  # auto (cuda if available) | cuda | cuda:N | cpu
+    dtype: str = "auto"  # auto: fp32 on CPU; bf16/fp16 on GPU only for metrics declared safe
+    batch_size: int = 0  # 0 = each metric's default
+    decode_workers: int = 2  # DataLoader processes decoding next to the model
+    workers: int = 1  # model processes (local engine) or actors (ray); >1 for CPU metrics
+    engine: str = "local"  # local | ray
+    ray_address: str = ""  # "" = start a local Ray cluster
+    quantize: str = ""  # "", "8bit" or "4bit" for metrics that support it (Q-Align)
+
+
+@dataclass
+class WeightsConfig:
+    dir: str = ""  # "" = $HFAID_WEIGHTS_DIR or ~/.cache/hfaid/weights

@@ -1,0 +1,148 @@
+"""The scorer registry: `create_scorer(name, ...)` builds a metric from its declared spec."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curation.errors import HfaidError
+from curation.scorers.base import BuildContext, BuiltModel, InputPolicy, ScorerSpec
+from curation.weights import fingerprint, require_weights, weights_dir
+
+DATA_DIR = Path(__file__).parent / "data"
+
+_SPECS: dict[str, ScorerSpec] = {}
+
+
+def register_scorer(spec: ScorerSpec) -> None:
+    _SPECS[spec.name] = spec
+
+
+def list_scorers() -> list[ScorerSpec]:
+    return [_SPECS[n] for n in sorted(_SPECS)]
+
+
+def get_scorer_spec(name: str) -> ScorerSpec:
+    if name not in _SPECS:
+        raise HfaidError(f"unknown metric {name!r}; known: {', '.join(sorted(_SPECS))}")
+    return _SPECS[name]
+
+
+class Scorer:
+    """A built metric: `score(batch)` maps (N,3,H,W) floats in [0,1] to N Python floats."""
+
+    def __init__(
+        self,
+        spec: ScorerSpec,
+        built: BuiltModel,
+        device: torch.device,
+        dtype: torch.dtype,
+        version: str,
+    ) -> None:
+        self.spec, self.built, self.device, self.dtype, self.version = (
+            spec,
+            built,
+            device,
+            dtype,
+            version,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def input_policy(self) -> InputPolicy:
+        return self.spec.input_policy
+
+    def score(self, batch: torch.Tensor) -> list[float]:
+        x = batch.to(self.device, non_blocking=True).to(self.dtype)
+        with torch.inference_mode():
+            out = self.built.forward(x)
+        return [float(v) for v in out.reshape(-1).double().cpu().tolist()]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HfaidError("--device cuda: no CUDA device is available here (use --device cpu)")
+    return dev
+
+
+def compute_dtype(spec: ScorerSpec, device: torch.device, dtype: str | None) -> torch.dtype:
+    """float64 for classical metrics; half precision only on GPU and only where declared safe."""
+    if spec.compute_dtype == "float64":
+        return torch.float64
+    if dtype in (None, "auto"):
+        if device.type == "cuda" and spec.half_ok:
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    chosen = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }.get(dtype)
+    if chosen is None:
+        raise HfaidError(f"--dtype {dtype!r}: use auto, float32, float16 or bfloat16")
+    if chosen != torch.float32 and device.type != "cuda":
+        raise HfaidError(f"--dtype {dtype}: half precision is for GPUs; use float32 on CPU")
+    return chosen
+
+
+def weight_paths(
+    spec: ScorerSpec, weights_root: Path | str | None
+) -> tuple[Path | None, list[Path]]:
+    """The weights folder (checked: missing files fail here, before any work) and its files."""
+    if spec.weights is None:
+        return None, [DATA_DIR / f for f in spec.packaged_files]
+    from curation.weights import get_spec
+
+    folder = require_weights(spec.weights, weights_root)
+    return folder, [folder / f for f in get_spec(spec.weights).files]
+
+
+def scorer_version(
+    spec: ScorerSpec, weights_root: Path | str | None, options: dict[str, Any] | None = None
+) -> str:
+    """library version + weights fingerprint (+ architecture overrides, if any)."""
+    _, files = weight_paths(spec, weights_root)
+    version = f"{spec.library}-{spec.library_version()}+{fingerprint(files) if files else 'none'}"
+    if options:
+        blob = json.dumps(options, sort_keys=True, default=str).encode()
+        version += f"+opt{hashlib.sha256(blob).hexdigest()[:8]}"
+    return version
+
+
+def create_scorer(
+    name: str,
+    device: str | torch.device = "cpu",
+    dtype: str | None = None,
+    weights_dir: Path | str | None = None,
+    **options: Any,
+) -> Scorer:
+    """Build a registered metric on a device; options are architecture overrides (tests)."""
+    spec = get_scorer_spec(name)
+    dev = resolve_device(device)
+    if dev.type not in spec.devices:
+        raise HfaidError(f"metric {name} does not run on {dev.type}")
+    torch_dtype = compute_dtype(spec, dev, dtype)
+    folder, _ = weight_paths(spec, weights_dir)
+    built = spec.build(BuildContext(device=dev, dtype=torch_dtype, weights=folder, options=options))
+    if built.module is not None:
+        built.module.eval()
+    return Scorer(spec, built, dev, torch_dtype, scorer_version(spec, weights_dir, options))
+
+
+def default_weights_root(override: Path | str | None = None) -> Path:
+    return weights_dir(override)
+
+
+# Importing the scorer modules registers them (and their weight specs).
+from curation.scorers import classical, pyiqa_models, qalign  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Reference parameters for the classical metrics, shipped with hfaid (provenance in NOTICE.md)."""

@@ -1,0 +1,56 @@
+"""Decoding an image file into the tensor a metric's input policy asks for."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from curation.scorers.base import InputPolicy
+
+
+class InputError(Exception):
+    """A per-image problem with a machine-readable reason (recorded, never raised to the user)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def decode_rgb(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise InputError("file_missing", f"{path} no longer exists") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError("decode_failed", f"{type(exc).__name__}: {exc}") from None
+
+
+def apply_policy(img: Image.Image, policy: InputPolicy) -> torch.Tensor:
+    """(3, H, W) float32 in [0, 1], following the policy (min_side is checked by the caller)."""
+    if policy.mode == "pad_square":
+        side = max(img.size)
+        canvas = Image.new("RGB", (side, side), tuple(policy.fill))
+        canvas.paste(img, ((side - img.size[0]) // 2, (side - img.size[1]) // 2))
+        img = canvas.resize((policy.size, policy.size), Image.Resampling.BICUBIC)
+    elif policy.mode == "resize":
+        img = img.resize((policy.size, policy.size), Image.Resampling.BICUBIC)
+    elif policy.max_side and max(img.size) > policy.max_side:
+        ratio = policy.max_side / max(img.size)
+        size = (max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio)))
+        img = img.resize(size, Image.Resampling.BICUBIC)
+    array = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def check_min_side(width: int, height: int, policy: InputPolicy) -> None:
+    if min(width, height) < policy.min_side:
+        raise InputError("too_small", f"{width}x{height} < {policy.min_side}px side")
+
+
+def load_for_policy(path: str, policy: InputPolicy) -> torch.Tensor:
+    img = decode_rgb(path)
+    check_min_side(*img.size, policy)
+    return apply_policy(img, policy)

@@ -1,0 +1,183 @@
+"""Learned metrics through pyiqa's architectures: MANIQA, CLIP-IQA, CLIP-IQA+, MUSIQ."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from curation.scorers.base import BuildContext, BuiltModel, InputPolicy, ScorerSpec
+from curation.scorers.compat import install_import_shims, timm_without_download
+from curation.weights import WeightSpec, register_weights
+
+# pyiqa's release files (chaofengc/IQA-PyTorch-Weights) and OpenAI's CLIP RN50.
+MANIQA_FILE = "ckpt_koniq10k.pt"
+MUSIQ_FILE = "musiq_koniq_ckpt-e95806b9.pth"
+CLIP_FILE = "RN50.pt"
+CLIPIQA_PLUS_FILE = "CLIP-IQA+_learned_prompts-603f3273.pth"
+
+
+def _download(files: dict[str, str], dest: Path) -> None:
+    """Fetch each (file name -> URL) into dest, skipping files already there."""
+    for name, url in files.items():
+        target = dest / name
+        if not target.is_file():
+            torch.hub.download_url_to_file(url, str(target), progress=True)
+
+
+def _pyiqa_url(name: str) -> str:
+    from pyiqa.archs.arch_util import get_url_from_name
+
+    return get_url_from_name(name)
+
+
+def _clip_url() -> str:
+    install_import_shims()
+    from pyiqa.archs.clip_model import _MODELS
+
+    return _MODELS["RN50"]
+
+
+def fetch_maniqa(dest: Path) -> None:
+    _download({MANIQA_FILE: _pyiqa_url(MANIQA_FILE)}, dest)
+
+
+def fetch_musiq(dest: Path) -> None:
+    _download({MUSIQ_FILE: _pyiqa_url(MUSIQ_FILE)}, dest)
+
+
+def fetch_clipiqa(dest: Path, plus: bool = False) -> None:
+    files = {CLIP_FILE: _clip_url()}
+    if plus:
+        files[CLIPIQA_PLUS_FILE] = _pyiqa_url(CLIPIQA_PLUS_FILE)
+    _download(files, dest)
+
+
+def load_checkpoint(module: torch.nn.Module, path: Path) -> None:
+    """pyiqa's loading path: torch.load, optional 'params' key, cleaned keys, strict load."""
+    from pyiqa.archs.arch_util import clean_state_dict
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "params" in state:
+        state = state["params"]
+    module.load_state_dict(clean_state_dict(state), strict=True)
+
+
+def _finish(module: torch.nn.Module, ctx: BuildContext) -> BuiltModel:
+    module = module.to(ctx.device, ctx.dtype).eval()
+    return BuiltModel(forward=lambda x: module(x).reshape(-1), module=module)
+
+
+def build_maniqa(ctx: BuildContext) -> BuiltModel:
+    from pyiqa.archs.maniqa_arch import MANIQA
+
+    arch = dict(ctx.options.get("arch", {}))
+    backbone = arch.pop("backbone", {})
+    # pyiqa's `maniqa` defaults: KonIQ checkpoint, scale 0.8, 20 uniform 224px crops.
+    with timm_without_download(**backbone):
+        net = MANIQA(train_dataset="koniq", scale=0.8, pretrained=False, **arch)
+    load_checkpoint(net, ctx.weights / MANIQA_FILE)
+    return _finish(net, ctx)
+
+
+def build_musiq(ctx: BuildContext) -> BuiltModel:
+    from pyiqa.archs.musiq_arch import MUSIQ
+
+    net = MUSIQ(pretrained=False, num_class=1, **ctx.options.get("arch", {}))
+    load_checkpoint(net, ctx.weights / MUSIQ_FILE)
+    return _finish(net, ctx)
+
+
+def build_clipiqa(ctx: BuildContext, plus: bool = False) -> BuiltModel:
+    install_import_shims()
+    from pyiqa.archs.clipiqa_arch import CLIPIQA
+
+    # pyiqa's load() takes a checkpoint path (JIT archive or state dict) instead of a hub name.
+    net = CLIPIQA(
+        model_type="clipiqa+" if plus else "clipiqa",
+        backbone=str(ctx.weights / CLIP_FILE),
+        pretrained=False,
+    )
+    if plus:
+        ctx_vectors = torch.load(
+            ctx.weights / CLIPIQA_PLUS_FILE, map_location="cpu", weights_only=False
+        )
+        net.prompt_learner.ctx.data = ctx_vectors.to(net.prompt_learner.ctx.dtype)
+    # CLIPIQA keeps the CLIP model outside its parameters; move it with the wrapper.
+    net.clip_model[0] = net.clip_model[0].to(ctx.device, ctx.dtype)
+    return _finish(net, ctx)
+
+
+MANIQA = ScorerSpec(
+    name="maniqa",
+    description="MANIQA (KonIQ), 20 uniform 224px crops of the full image",
+    lower_better=False,
+    score_range=(0.0, 1.0),
+    input_policy=InputPolicy(mode="full", min_side=224),
+    build=build_maniqa,
+    weights="maniqa",
+    half_ok=True,
+    default_batch_size=4,
+)
+CLIPIQA = ScorerSpec(
+    name="clipiqa",
+    description="CLIP-IQA (RN50, antonym prompt pairs), full resolution",
+    lower_better=False,
+    score_range=(0.0, 1.0),
+    input_policy=InputPolicy(mode="full", min_side=32),
+    build=build_clipiqa,
+    weights="clipiqa",
+    half_ok=True,
+    default_batch_size=8,
+)
+CLIPIQA_PLUS = ScorerSpec(
+    name="clipiqa+",
+    description="CLIP-IQA+ (RN50, learned prompts), full resolution",
+    lower_better=False,
+    score_range=(0.0, 1.0),
+    input_policy=InputPolicy(mode="full", min_side=32),
+    build=partial(build_clipiqa, plus=True),
+    weights="clipiqa+",
+    half_ok=True,
+    default_batch_size=8,
+)
+MUSIQ = ScorerSpec(
+    name="musiq",
+    description="MUSIQ (KonIQ), multi-scale patches of the full image",
+    lower_better=False,
+    score_range=(0.0, 100.0),
+    input_policy=InputPolicy(mode="full", min_side=32),
+    build=build_musiq,
+    weights="musiq",
+    half_ok=False,
+    default_batch_size=8,
+)
+
+
+def _register() -> None:
+    from curation.scorers import register_scorer
+
+    register_weights(
+        WeightSpec(
+            "maniqa",
+            [MANIQA_FILE],
+            fetch_maniqa,
+            "MANIQA KonIQ checkpoint (includes its ViT-B/8 backbone)",
+        )
+    )
+    register_weights(WeightSpec("musiq", [MUSIQ_FILE], fetch_musiq, "MUSIQ KonIQ checkpoint"))
+    register_weights(WeightSpec("clipiqa", [CLIP_FILE], fetch_clipiqa, "OpenAI CLIP RN50"))
+    register_weights(
+        WeightSpec(
+            "clipiqa+",
+            [CLIP_FILE, CLIPIQA_PLUS_FILE],
+            partial(fetch_clipiqa, plus=True),
+            "OpenAI CLIP RN50 + CLIP-IQA+ learned prompts",
+        )
+    )
+    for spec in (MANIQA, CLIPIQA, CLIPIQA_PLUS, MUSIQ):
+        register_scorer(spec)
+
+
+_register()

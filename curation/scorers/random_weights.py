@@ -1,0 +1,168 @@
+"""Random-weight checkpoints in each metric's real file layout, for offline tests and benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curation.scorers import pyiqa_models, qalign
+from curation.scorers.compat import install_import_shims, timm_without_download
+
+# Tiny architectures that keep pyiqa's classes and loading code but run in well under a second.
+TINY_ARCH: dict[str, dict[str, Any]] = {
+    "musiq": {"hidden_size": 32, "mlp_dim": 64, "num_heads": 2, "num_layers": 1},
+    "maniqa": {
+        "embed_dim": 32,
+        "dim_mlp": 32,
+        "num_heads": [2, 2],
+        "depths": [1, 1],
+        "test_sample": 4,
+        "backbone": {"embed_dim": 32, "depth": 10, "num_heads": 2, "mlp_ratio": 2.0},
+    },
+}
+
+
+def write_musiq(folder: Path, arch: dict[str, Any] | None = None, seed: int = 0) -> Path:
+    from pyiqa.archs.musiq_arch import MUSIQ
+
+    torch.manual_seed(seed)
+    net = MUSIQ(pretrained=False, num_class=1, **(arch or {}))
+    return _save(net.state_dict(), folder / "musiq" / pyiqa_models.MUSIQ_FILE)
+
+
+def write_maniqa(folder: Path, arch: dict[str, Any] | None = None, seed: int = 0) -> Path:
+    from pyiqa.archs.maniqa_arch import MANIQA
+
+    arch = dict(arch or {})
+    backbone = arch.pop("backbone", {})
+    torch.manual_seed(seed)
+    with timm_without_download(**backbone):
+        net = MANIQA(train_dataset="koniq", scale=0.8, pretrained=False, **arch)
+    return _save({"params": net.state_dict()}, folder / "maniqa" / pyiqa_models.MANIQA_FILE)
+
+
+def tiny_clip(seed: int = 0) -> torch.nn.Module:
+    """An RN50-layout CLIP (ModifiedResNet + text transformer) with tiny widths."""
+    install_import_shims()
+    from pyiqa.archs.clip_model import CLIP
+
+    torch.manual_seed(seed)
+    model = CLIP(
+        embed_dim=32,
+        image_resolution=64,
+        vision_layers=(1, 1, 1, 1),
+        vision_width=8,
+        vision_patch_size=None,
+        context_length=77,
+        vocab_size=49408,
+        transformer_width=64,
+        transformer_heads=1,
+        transformer_layers=1,
+    )
+    return model.eval()
+
+
+def write_clipiqa(folder: Path, plus: bool = False, seed: int = 0) -> Path:
+    name = "clipiqa+" if plus else "clipiqa"
+    # OpenAI ships RN50.pt as a TorchScript archive, and pyiqa's loader only reads state dicts
+    # from such archives correctly; trace one so the file has the real format.
+    model = tiny_clip(seed)
+    path = folder / name / pyiqa_models.CLIP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    traced = torch.jit.trace_module(
+        model, {"encode_image": (torch.rand(1, 3, 64, 64), torch.tensor(True))}
+    )
+    traced.save(str(path))
+    if plus:
+        torch.manual_seed(seed + 1)
+        _save(torch.randn(16, 64) * 0.02, folder / name / pyiqa_models.CLIPIQA_PLUS_FILE)
+    return path
+
+
+def write_qalign(folder: Path, seed: int = 0) -> Path:
+    """A tiny mPLUG-Owl2 (Llama 2 layers, width 32; ViT 1 layer) with a trained-on-the-spot
+    SentencePiece tokenizer whose vocabulary holds the five level words as single tokens."""
+    import sentencepiece as spm
+    from transformers import CLIPImageProcessor
+
+    install_import_shims()
+    from pyiqa.archs.q_align import modeling_mplug_owl2 as owl
+    from pyiqa.archs.q_align.configuration_mplug_owl2 import (
+        MPLUGOwl2Config,
+        MplugOwlVisionConfig,
+        MplugOwlVisualAbstractorConfig,
+    )
+
+    target = folder / "qalign"
+    target.mkdir(parents=True, exist_ok=True)
+    corpus = target / "corpus.txt"
+    words = "USER How would you rate the quality aesthetics of this image ASSISTANT The is"
+    corpus.write_text("\n".join([words] * 50 + ["abcdefghijklmnopqrstuvwxyz ?:.,"] * 10))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(target / "tokenizer"),
+        vocab_size=120,
+        model_type="bpe",
+        user_defined_symbols=list(qalign.LEVEL_WORDS),
+        bos_id=1,
+        eos_id=2,
+        unk_id=0,
+        pad_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    corpus.unlink()
+    (target / "tokenizer.vocab").unlink(missing_ok=True)
+    CLIPImageProcessor(
+        size={"shortest_edge": qalign.IMAGE_SIZE},
+        crop_size={"height": qalign.IMAGE_SIZE, "width": qalign.IMAGE_SIZE},
+        image_mean=list(qalign.CLIP_MEAN),
+        image_std=list(qalign.CLIP_STD),
+    ).save_pretrained(target)
+    vision = MplugOwlVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=qalign.IMAGE_SIZE,
+        patch_size=14,
+    ).to_dict()
+    abstractor = MplugOwlVisualAbstractorConfig(
+        num_learnable_queries=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        encoder_hidden_size=32,
+    ).to_dict()
+    config = MPLUGOwl2Config(
+        visual_config={"visual_model": vision, "visual_abstractor": abstractor},
+        vocab_size=120,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(seed)
+    loader = qalign._LocalName
+    saved = owl.LlamaTokenizer, owl.CLIPImageProcessor
+    from transformers import LlamaTokenizer
+
+    owl.LlamaTokenizer = loader(LlamaTokenizer, target)
+    owl.CLIPImageProcessor = loader(CLIPImageProcessor, target)
+    try:
+        model = owl.MPLUGOwl2LlamaForCausalLM(config)
+    finally:
+        owl.LlamaTokenizer, owl.CLIPImageProcessor = saved
+    model.save_pretrained(target)
+    return target
+
+
+def _save(obj: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path)
+    return path

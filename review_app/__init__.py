@@ -1,0 +1,1 @@
+"""The Streamlit review app: thin pages over db/review.py and db/accounts.py."""

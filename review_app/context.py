@@ -1,0 +1,72 @@
+"""What every page needs: the catalog, config, queue stage, preview cache and login limiter."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from curation.config import Config, load_config
+from db.accounts import LoginLimiter
+from db.catalog import Catalog, default_catalog_path
+from db.warm import InstanceKeeper
+from review_app.previews import PreviewCache
+from review_app.settings import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE, queue_stage
+
+
+@dataclass(frozen=True)
+class AppContext:
+    catalog: Catalog
+    config: Config
+    stage_input: str | None  # None: every ingested image is in the queue
+    run_id: int | None
+    previews: PreviewCache
+    limiter: LoginLimiter
+    keeper: InstanceKeeper  # keeps the catalog warm while sessions are busy
+
+
+@st.cache_resource(show_spinner=False)
+def _build(catalog: str, config: str | None, stage: str | None, run_id: str | None) -> AppContext:
+    cfg = load_config(Path(config) if config else None)
+    cat = Catalog(Path(catalog), cfg.catalog.lock_timeout_s)
+    return AppContext(
+        catalog=cat,
+        config=cfg,
+        stage_input=queue_stage(stage if stage is not None else cfg.review.stage_input),
+        run_id=int(run_id) if run_id else None,
+        previews=PreviewCache(cat.work_dir / "previews", cfg.review),
+        limiter=LoginLimiter(cfg.review.login_attempts, cfg.review.login_window_s),
+        keeper=InstanceKeeper(cat),
+    )
+
+
+def context() -> AppContext:
+    """The server-wide context (one per catalog/config/stage), shared by all sessions."""
+    ctx = _build(
+        str(os.environ.get(ENV_CATALOG) or default_catalog_path()),
+        os.environ.get(ENV_CONFIG) or None,
+        os.environ.get(ENV_STAGE),
+        os.environ.get(ENV_RUN),
+    )
+    ctx.keeper.touch()
+    return ctx
+
+
+def current_user() -> tuple[str, str] | None:
+    """(name, role) from the verified login of this browser session, else None."""
+    user = st.session_state.get("user")
+    return (user, st.session_state.get("role", "reviewer")) if user else None
+
+
+def require_user(admin: bool = False) -> tuple[str, str]:
+    """Stop the page unless someone is logged in (and an admin when asked)."""
+    user = current_user()
+    if user is None:
+        st.warning("Log in first.")
+        st.stop()
+    if admin and user[1] != "admin":
+        st.error("Admins only.")
+        st.stop()
+    return user

@@ -1,0 +1,363 @@
+"""The two-reviewer rule in db/ (no Streamlit): votes, leases, undo, adjudication, accounts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from db.accounts import (
+    AccountError,
+    LoginLimiter,
+    add_reviewer,
+    list_reviewers,
+    set_disabled,
+    utcnow,
+    verify_login,
+)
+from db.catalog import Catalog
+from db.images import images_passing
+from db.review import (
+    ReviewError,
+    adjudicate,
+    adjudication_queue,
+    agreement,
+    audit_log,
+    claim_next,
+    cohen_kappa,
+    current_votes,
+    disagreements,
+    record_vote,
+    reviewer_progress,
+    rule_violations,
+    state_counts,
+    undo_last_vote,
+    vote_summary,
+)
+from db.warm import InstanceKeeper
+from tests.conftest import write_photo_pool
+from tests.review_fixtures import PASSWORD, build_review_catalog
+
+
+@pytest.fixture(scope="module")
+def review_template(tmp_path_factory) -> Path:
+    """Built once: 8 real photos, reviewers alice, bob, carol, admins root, boss."""
+    folder = tmp_path_factory.mktemp("review")
+    cat = build_review_catalog(folder, 8, ["alice", "bob", "carol"], ["root", "boss"])
+    return cat.path
+
+
+@pytest.fixture
+def review_catalog(review_template, tmp_path) -> Catalog:
+    path = tmp_path / "catalog.duckdb"
+    shutil.copy(review_template, path)
+    return Catalog(path, lock_timeout_s=30)
+
+
+def ids(catalog) -> list[str]:
+    return images_passing(catalog, None)["image_id"].to_pylist()
+
+
+def outcome(catalog, image_id):
+    with catalog.connect() as con:
+        return con.execute(
+            "SELECT status, reason, detail FROM stage_outcomes "
+            "WHERE image_id = ? AND stage = 'review'",
+            [image_id],
+        ).fetchone()
+
+
+def test_two_accepts_from_distinct_reviewers_accept(review_catalog):
+    img = ids(review_catalog)[0]
+    assert record_vote(review_catalog, img, "alice", "accept") == "pending"
+    assert outcome(review_catalog, img) is None
+    assert record_vote(review_catalog, img, "bob", "accept") == "accepted"
+    assert outcome(review_catalog, img)[:2] == ("pass", "accepted")
+    summary = vote_summary(review_catalog).to_pylist()
+    assert summary == [
+        {
+            "image_id": img,
+            "accepts": 2,
+            "rejects": 0,
+            "reviewers": ["alice", "bob"],
+            "decided_by": "consensus",
+            "status": "accepted",
+        }
+    ]
+    assert rule_violations(review_catalog) == []
+
+
+def test_two_rejects_reject_with_the_shared_reason(review_catalog):
+    img = ids(review_catalog)[1]
+    record_vote(review_catalog, img, "alice", "reject", ["noise", "blur"], "grainy")
+    assert record_vote(review_catalog, img, "bob", "reject", ["blur"]) == "rejected"
+    status, reason, detail = outcome(review_catalog, img)
+    assert (status, reason) == ("reject", "blur")
+    assert "alice (noise, blur)" in detail or "alice (blur, noise)" in detail
+    votes = current_votes(review_catalog).to_pylist()
+    assert [v["reviewer"] for v in votes] == ["alice", "bob"]
+    assert sorted(votes[0]["reasons"]) == ["blur", "noise"]
+
+
+def test_one_vote_per_reviewer_and_never_a_third(review_catalog):
+    img = ids(review_catalog)[0]
+    record_vote(review_catalog, img, "alice", "accept")
+    with pytest.raises(ReviewError, match="already voted"):
+        record_vote(review_catalog, img, "alice", "reject")
+    record_vote(review_catalog, img, "bob", "reject")
+    with pytest.raises(ReviewError, match="already has the votes"):
+        record_vote(review_catalog, img, "carol", "accept")
+    with pytest.raises(ReviewError, match="unknown reason"):
+        record_vote(review_catalog, ids(review_catalog)[1], "carol", "reject", ["ugly"])
+    with pytest.raises(ReviewError, match="accept or reject"):
+        record_vote(review_catalog, ids(review_catalog)[1], "carol", "maybe")
+    assert rule_violations(review_catalog) == []
+
+
+def test_split_goes_to_an_admin_who_did_not_vote(review_catalog):
+    img = ids(review_catalog)[2]
+    record_vote(review_catalog, img, "alice", "accept")
+    assert record_vote(review_catalog, img, "root", "reject", ["watermark_text"]) == (
+        "needs_adjudication"
+    )
+    assert outcome(review_catalog, img) is None  # nothing downstream sees a split as decided
+    assert [d["image_id"] for d in adjudication_queue(review_catalog)] == [img]
+    assert adjudication_queue(review_catalog, "root") == []  # root voted on it
+    with pytest.raises(ReviewError, match="cannot adjudicate"):
+        adjudicate(review_catalog, img, "root", "accept")
+    with pytest.raises(ReviewError, match="not an admin"):
+        adjudicate(review_catalog, img, "carol", "accept")
+    with pytest.raises(ReviewError, match="not waiting"):
+        adjudicate(review_catalog, ids(review_catalog)[3], "boss", "accept")
+    adjudicate(review_catalog, img, "boss", "reject", "watermark in the corner")
+    assert outcome(review_catalog, img)[:2] == ("reject", "adjudicated_reject")
+    with pytest.raises(ReviewError, match="already decided"):
+        adjudicate(review_catalog, img, "boss", "accept")
+    row = vote_summary(review_catalog).to_pylist()[0]
+    assert (row["status"], row["decided_by"]) == ("rejected", "boss")
+    assert disagreements(review_catalog)[0]["decision"] == "reject by boss"
+    assert rule_violations(review_catalog) == []
+
+
+def test_leases_cap_holders_at_two_and_expire(review_catalog):
+    cat = review_catalog
+    first = claim_next(cat, "alice", None, lease_s=60)
+    assert claim_next(cat, "alice", None, lease_s=60) == first  # a reload keeps the same image
+    assert claim_next(cat, "bob", None, lease_s=60) == first  # the image needs two votes
+    assert claim_next(cat, "carol", None, lease_s=60) != first  # never a third holder
+    # carol cannot slip a vote onto an image two others hold
+    with pytest.raises(ReviewError, match="already has the votes"):
+        record_vote(cat, first, "carol", "accept")
+    later = utcnow() + timedelta(seconds=120)
+    assert claim_next(cat, "root", None, lease_s=60, now=later) == first  # both leases expired
+
+
+def test_images_with_one_vote_come_first(review_catalog):
+    cat = review_catalog
+    images = ids(cat)
+    record_vote(cat, images[5], "alice", "accept")
+    assert claim_next(cat, "bob", None, lease_s=60) == images[5]
+    # alice never gets back an image she voted on
+    assert claim_next(cat, "alice", None, lease_s=60) != images[5]
+
+
+def test_queue_follows_the_input_stage(review_catalog):
+    cat = review_catalog
+    assert claim_next(cat, "alice", "review_queue", lease_s=60) is None
+    assert state_counts(cat, "review_queue")["unvoted"] == 0
+    assert state_counts(cat, None)["unvoted"] == 8
+    assert reviewer_progress(cat, "alice", None)["left"] == 8
+
+
+def test_undo_within_the_window_reopens_the_image(review_catalog):
+    cat = review_catalog
+    img = ids(cat)[0]
+    record_vote(cat, img, "alice", "accept")
+    record_vote(cat, img, "bob", "accept")
+    assert outcome(cat, img) is not None
+    assert undo_last_vote(cat, "bob", window_s=60, lease_s=60) == img
+    assert outcome(cat, img) is None  # the consensus is gone with the vote
+    assert claim_next(cat, "bob", None, lease_s=60) == img  # bob is given it back to re-vote
+    assert record_vote(cat, img, "bob", "reject") == "needs_adjudication"
+    with pytest.raises(ReviewError, match="can no longer be undone"):
+        undo_last_vote(cat, "bob", 60, 60, now=utcnow() + timedelta(seconds=61))
+    adjudicate(cat, img, "root", "accept")
+    with pytest.raises(ReviewError, match="admin has already decided"):
+        undo_last_vote(cat, "bob", 60, 60)
+    with pytest.raises(ReviewError, match="no vote to undo"):
+        undo_last_vote(cat, "carol", 60, 60)
+    actions = [e["action"] for e in reversed(audit_log(cat))]
+    assert actions[-5:] == ["vote", "vote", "undo", "vote", "adjudicate"]
+    assert all(e["event_at"] is not None and e["actor"] for e in audit_log(cat))
+    assert rule_violations(cat) == []
+
+
+def test_accounts_login_and_disabling(review_catalog):
+    cat = review_catalog
+    assert verify_login(cat, "alice", PASSWORD).role == "reviewer"
+    assert verify_login(cat, "alice", "wrong password") is None
+    assert verify_login(cat, "nobody", PASSWORD) is None
+    with cat.connect() as con:
+        sql = "SELECT password_hash FROM reviewers WHERE name = 'alice'"
+        stored = con.execute(sql).fetchone()[0]
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    set_disabled(cat, "alice")
+    assert verify_login(cat, "alice", PASSWORD) is None
+    with pytest.raises(ReviewError, match="not an active reviewer"):
+        record_vote(cat, ids(cat)[0], "alice", "accept")
+    with pytest.raises(AccountError, match="already exists"):
+        add_reviewer(cat, "bob", "reviewer", PASSWORD)
+    with pytest.raises(AccountError, match="at least 8"):
+        add_reviewer(cat, "dave", "reviewer", "short")
+    with pytest.raises(AccountError, match="role"):
+        add_reviewer(cat, "dave", "owner", PASSWORD)
+    assert [r.name for r in list_reviewers(cat)] == ["alice", "bob", "boss", "carol", "root"]
+
+
+def test_login_limiter_blocks_after_repeated_failures():
+    limiter = LoginLimiter(attempts=3, window_s=60)
+    for t in range(3):
+        assert limiter.wait_s("Eve", now=float(t)) == 0
+        limiter.failed("eve", now=float(t))
+    assert limiter.wait_s("eve", now=3.0) == pytest.approx(57.0)
+    assert limiter.wait_s("mallory", now=3.0) == 0  # per username
+    assert limiter.wait_s("eve", now=61.5) == 0  # the window slides
+
+
+def test_cohen_kappa_and_agreement(review_catalog):
+    assert cohen_kappa([True, False, True, False], [True, False, True, False]) == 1.0
+    assert cohen_kappa([True, True, False, False], [True, False, True, False]) == 0.0
+    cat = review_catalog
+    images = ids(cat)
+    for img, (a, b) in zip(images, [("accept", "accept"), ("reject", "reject"),
+                                    ("accept", "reject"), ("reject", "reject")], strict=False):
+        record_vote(cat, img, "alice", a, ["blur"] if a == "reject" else [])
+        record_vote(cat, img, "bob", b, ["blur"] if b == "reject" else [])
+    result = agreement(cat)
+    assert result["pairs"] == 4
+    assert result["kappa"] == pytest.approx(0.5)  # po 0.75, pe 0.5
+    assert result["per_reason"]["blur"] == pytest.approx(0.5)
+
+
+def test_concurrent_sessions_never_break_the_rule(review_catalog):
+    """12 threads (like server sessions) race for the same images; each gets at most two votes."""
+    cat = review_catalog
+    images = ids(cat)
+    names = ["alice", "bob", "carol", "root", "boss"]
+    with cat.connect() as con:  # more accounts, copied from alice's hash (argon2 is slow)
+        for i in range(7):
+            con.execute("INSERT INTO reviewers SELECT 'extra' || ?, role, password_hash, false, "
+                        "now() FROM reviewers WHERE name = 'alice'", [str(i)])
+    names += [f"extra{i}" for i in range(7)]
+    barrier = threading.Barrier(len(names))
+    stored, refused = [], []
+
+    def session(name: str) -> None:
+        barrier.wait()
+        for img in images:
+            try:
+                record_vote(cat, img, name, "accept" if hash(name) % 2 else "reject")
+                stored.append((img, name))
+            except ReviewError:
+                refused.append((img, name))
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stored) == 2 * len(images)
+    assert current_votes(cat).num_rows == 2 * len(images)
+    assert rule_violations(cat) == []
+
+
+def test_votes_survive_an_ingest_running_at_the_same_time(review_catalog, tmp_path):
+    """A separate ingest process writes the catalog while reviewers vote: nothing lost, no crash."""
+    cat = review_catalog
+    write_photo_pool(tmp_path / "more", 16, size=(256, 192))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "curation.cli", "ingest", str(tmp_path / "more"), "--workers", "1",
+         "--catalog", str(cat.path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    cast = 0
+    images = ids(cat)
+    # Vote and undo in a loop for as long as the ingest runs, so the two really overlap.
+    while proc.poll() is None or cast < 4:
+        img = images[cast % len(images)]
+        record_vote(cat, img, "alice", "accept")
+        cast += 1
+        undo_last_vote(cat, "alice", window_s=60, lease_s=60)
+        time.sleep(0.05)  # reviewers pause between clicks; the ingest gets its turns
+    for img in images:
+        for name in ("alice", "bob"):
+            record_vote(cat, img, name, "accept")
+            cast += 1
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    with cat.connect() as con:
+        assert con.execute("SELECT count(*) FROM review_votes").fetchone()[0] == cast
+    assert current_votes(cat).num_rows == 2 * len(images)
+    assert len(ids(cat)) == 24
+    assert rule_violations(cat) == []
+
+
+def test_reviewers_cli(review_catalog, cli, tmp_path):
+    pw = tmp_path / "pw.txt"
+    pw.write_text("a long enough password\n")
+    db = ["--catalog", review_catalog.path]
+    assert cli("reviewers", "add", "zoe", "--role", "admin", "--password-file", pw, *db)[0] == 0
+    code, out, _ = cli("reviewers", "list", "--json", *db)
+    assert code == 0 and {"name": "zoe", "role": "admin", "disabled": False} in json.loads(out)
+    assert verify_login(review_catalog, "zoe", "a long enough password").is_admin
+    code, _, err = cli("reviewers", "add", "zoe", "--password-file", pw, *db)
+    assert code == 2 and err.strip() == "error: reviewer 'zoe' already exists (use reset-password)"
+    code, _, err = cli("reviewers", "add", "yan", "--password-file", tmp_path / "missing", *db)
+    assert code == 2 and "cannot read password file" in err
+    assert cli("reviewers", "disable", "zoe", *db)[0] == 0
+    assert verify_login(review_catalog, "zoe", "a long enough password") is None
+    assert cli("reviewers", "enable", "zoe", *db)[0] == 0
+    pw.write_text("another long password\n")
+    assert cli("reviewers", "reset-password", "zoe", "--password-file", pw, *db)[0] == 0
+    assert verify_login(review_catalog, "zoe", "another long password") is not None
+    code, _, err = cli("reviewers", "disable", "nobody", *db)
+    assert code == 2 and "no reviewer named 'nobody'" in err
+
+
+def test_keeper_holds_the_instance_but_leaves_gaps_for_other_processes(review_catalog):
+    """A busy server keeps the catalog open, yet another process still gets the write lock."""
+    keeper = InstanceKeeper(review_catalog, idle_s=0.5, max_hold_s=1.0, gap_s=1.6)
+    keeper.touch()
+    assert keeper.holding
+    stop = threading.Event()
+
+    def busy() -> None:  # a server whose sessions never pause
+        while not stop.is_set():
+            keeper.touch()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        code = (
+            "from pathlib import Path; from db.catalog import Catalog\n"
+            f"cat = Catalog(Path({str(review_catalog.path)!r}), lock_timeout_s=20)\n"
+            "with cat.connect() as con: con.execute(\"INSERT INTO runs (command) VALUES ('x')\")\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=60, cwd=Path(__file__).resolve().parents[1])
+        assert done.returncode == 0, done.stderr
+    finally:
+        stop.set()
+        thread.join()
+    time.sleep(0.8)  # idle: the keeper lets go on its own
+    assert not keeper.holding
+    keeper.close()

@@ -1,0 +1,43 @@
+"""Prepared previews: fit view size, full-resolution 1:1 crops, disk cache and bounded memory."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from review_app.previews import PreviewCache, crop_boxes
+from review_app.settings import ReviewConfig
+from tests.conftest import write_photo_pool
+
+
+def test_fit_view_and_one_to_one_crops(tmp_path):
+    (path,) = write_photo_pool(tmp_path / "pool", 1, size=(1600, 1200))
+    cfg = ReviewConfig(preview_max_side=800, crop_size=256, crops=3, preview_quality=95)
+    cache = PreviewCache(tmp_path / "previews", cfg)
+    preview = cache.get("ab" * 32, str(path))
+    assert (preview.width, preview.height) == (1600, 1200)
+    assert Image.open(io.BytesIO(preview.fit)).size == (800, 600)
+    assert len(preview.crops) == 3
+    original = np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+    for crop, (x0, y0, x1, y1) in zip(preview.crops, crop_boxes(Image.open(path), 256, 3),
+                                      strict=True):
+        pixels = np.asarray(Image.open(io.BytesIO(crop)), dtype=np.int16)
+        assert pixels.shape == (256, 256, 3)  # 1:1, not resampled
+        assert np.abs(pixels - original[y0:y1, x0:x1]).mean() < 3  # only JPEG error
+    # a second cache (another server process) reads the prepared files instead of rebuilding
+    again = PreviewCache(tmp_path / "previews", cfg).get("ab" * 32, "/nonexistent")
+    assert again == preview
+
+
+def test_memory_cache_is_bounded(tmp_path):
+    paths = write_photo_pool(tmp_path / "pool", 6, size=(640, 480))
+    cfg = ReviewConfig(memory_cache_mb=0, crops=1)
+    cache = PreviewCache(tmp_path / "previews", cfg)
+    cache.max_bytes = 3 * 60_000  # room for about three previews
+    for i, path in enumerate(paths):
+        cache.get(f"{i:064x}", str(path))
+        assert cache.memory_bytes <= cache.max_bytes
+    assert 0 < len(cache._memory) < 6
+    assert cache.prepare([(f"{i:064x}", str(p)) for i, p in enumerate(paths)]) == 0  # all on disk

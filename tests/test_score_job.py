@@ -1,0 +1,283 @@
+"""`hfaid score` / `hfaid weights`: stage input, skip-if-present, errors, kill -9, offline."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from curation.score import ScoreSettings, size_buckets
+from curation.scorers import random_weights as rw
+from db.catalog import Catalog
+from db.outcomes import write_outcomes
+from tests.conftest import write_photo_pool
+
+
+def _rows(catalog: Catalog, sql: str) -> list[tuple]:
+    with catalog.connect(read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _ingest(cli, folder: Path, catalog: Catalog) -> None:
+    code, _, err = cli("ingest", folder, "--catalog", catalog.path, "--workers", "1")
+    assert code == 0, err
+
+
+def test_score_cli_scores_stage_passers_once_and_records_outcomes(cli, catalog, tmp_path):
+    pool = tmp_path / "pool"
+    write_photo_pool(pool, 6, size=(128, 112))
+    _ingest(cli, pool, catalog)
+    ids = [r[0] for r in _rows(catalog, "SELECT image_id FROM images ORDER BY image_id")]
+    passed = ids[:4]
+    write_outcomes(
+        catalog,
+        pa.table(
+            {
+                "image_id": ids,
+                "stage": ["dedup"] * 6,
+                "status": ["pass"] * 4 + ["reject"] * 2,
+                "reason": [None] * 4 + ["near_duplicate"] * 2,
+                "detail": [None] * 6,
+            }
+        ),
+        run_id=0,
+    )
+
+    code, out, err = cli(
+        "score",
+        "--metrics",
+        "niqe,brisque",
+        "--stage-input",
+        "dedup",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "3",
+        "--catalog",
+        catalog.path,
+    )
+    assert code == 0, err
+    scored = _rows(catalog, "SELECT image_id, metric, value FROM scores ORDER BY 1, 2")
+    assert sorted({r[0] for r in scored}) == sorted(passed)
+    assert [r[1] for r in scored] == ["brisque", "niqe"] * 4
+    assert all(r[2] is not None and r[2] == r[2] for r in scored)
+    outcomes = _rows(
+        catalog, "SELECT status, count(*) FROM stage_outcomes WHERE stage = 'score' GROUP BY 1"
+    )
+    assert outcomes == [("pass", 4)]
+
+    # Re-running skips (image, metric, version) already present.
+    code, out, err = cli(
+        "score",
+        "--metrics",
+        "niqe",
+        "--stage-input",
+        "dedup",
+        "--device",
+        "cpu",
+        "--catalog",
+        catalog.path,
+    )
+    assert code == 0, err
+    assert _rows(catalog, "SELECT count(*) FROM scores") == [(8,)]
+    runs = _rows(catalog, "SELECT counts FROM runs WHERE command = 'score' ORDER BY run_id")
+    assert json.loads(runs[-1][0])["pending_images"] == 0
+
+
+def test_bad_images_become_error_outcomes_with_reasons_not_tracebacks(cli, catalog, tmp_path):
+    pool = tmp_path / "pool"
+    paths = write_photo_pool(pool, 4, size=(128, 112))
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (90, 120, 30)).save(pool / "tiny.png")  # under NIQE's 96px
+    _ingest(cli, pool, catalog)
+    paths[0].write_bytes(paths[0].read_bytes()[:200])  # truncated after ingest
+    paths[1].unlink()  # vanished after ingest
+
+    code, _, err = cli(
+        "score",
+        "--metrics",
+        "niqe",
+        "--stage-input",
+        "all",
+        "--device",
+        "cpu",
+        "--catalog",
+        catalog.path,
+    )
+    assert code == 0, err
+    assert "Traceback" not in err
+    reasons = dict(
+        _rows(
+            catalog,
+            "SELECT reason, count(*) FROM stage_outcomes "
+            "WHERE stage = 'score' AND status = 'error' GROUP BY 1",
+        )
+    )
+    assert reasons == {"decode_failed": 1, "file_missing": 1, "too_small": 1}
+    assert _rows(catalog, "SELECT count(*) FROM scores WHERE metric = 'niqe'") == [(2,)]
+
+
+def test_unknown_stage_metric_and_missing_weights_are_one_line_errors(
+    cli, catalog, tmp_path, monkeypatch
+):
+    pool = tmp_path / "pool"
+    write_photo_pool(pool, 2, size=(128, 112))
+    _ingest(cli, pool, catalog)
+    monkeypatch.setenv("HFAID_WEIGHTS_DIR", str(tmp_path / "empty"))
+    code, _, err = cli(
+        "score", "--metrics", "maniqa", "--stage-input", "all", "--catalog", catalog.path
+    )
+    assert code == 2
+    assert str(tmp_path / "empty" / "maniqa" / "ckpt_koniq10k.pt") in err
+    assert "hfaid weights fetch maniqa" in err and "Traceback" not in err
+    assert _rows(catalog, "SELECT count(*) FROM scores") == [(0,)]
+
+    code, _, err = cli("score", "--metrics", "nope", "--catalog", catalog.path)
+    assert code == 2 and "unknown metric 'nope'" in err
+    code, _, err = cli(
+        "score", "--metrics", "niqe", "--stage-input", "quality", "--catalog", catalog.path
+    )
+    assert code == 2 and "no image has passed stage 'quality'" in err
+
+
+def test_offline_subprocess_without_weights_exits_nonzero_naming_file_and_command(tmp_path):
+    import os
+
+    env = {**os.environ, "HFAID_WEIGHTS_DIR": str(tmp_path / "none")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curation.cli",
+            "score",
+            "--metrics",
+            "maniqa",
+            "--catalog",
+            str(tmp_path / "c.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "ckpt_koniq10k.pt" in proc.stderr and "hfaid weights fetch maniqa" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_weights_list_and_verify(cli, tmp_path):
+    rw.write_musiq(tmp_path / "w", rw.TINY_ARCH["musiq"])
+    code, out, err = cli("weights", "list", "--dir", tmp_path / "w", "--json")
+    assert code == 0, err
+    listed = {r["name"]: r for r in json.loads(out)}
+    assert {"maniqa", "musiq", "clipiqa", "clipiqa+", "qalign"} <= set(listed)
+    assert listed["musiq"]["present"] and not listed["maniqa"]["present"]
+    code, out, err = cli("weights", "verify", "musiq", "--dir", tmp_path / "w")
+    assert code == 0 and "musiq: ok" in out
+    code, out, err = cli("weights", "verify", "maniqa", "--dir", tmp_path / "w")
+    assert code == 2 and "hfaid weights fetch maniqa" in err
+
+
+def test_learned_metric_through_the_cli_with_saved_random_weights(cli, catalog, tmp_path):
+    """The whole path for a learned metric: weights dir -> registry -> batched job -> catalog."""
+    pool = tmp_path / "pool"
+    write_photo_pool(pool, 3, size=(96, 80))
+    _ingest(cli, pool, catalog)
+    weights = tmp_path / "w"
+    rw.write_clipiqa(weights)
+    code, _, err = cli(
+        "score",
+        "--metrics",
+        "clipiqa",
+        "--stage-input",
+        "all",
+        "--device",
+        "cpu",
+        "--weights-dir",
+        weights,
+        "--catalog",
+        catalog.path,
+    )
+    assert code == 0, err
+    rows = _rows(catalog, "SELECT value FROM scores WHERE metric = 'clipiqa'")
+    assert len(rows) == 3 and all(0.0 <= r[0] <= 1.0 for r in rows)
+
+
+def test_size_buckets_group_equal_shapes_and_cap_batch_size():
+    shapes = [(10, 20), (30, 40), (10, 20), (10, 20), (30, 40)]
+    assert size_buckets(shapes, 2) == [[0, 2], [3], [1, 4]]
+
+
+def _score_proc(catalog: Path, config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curation.cli",
+            "score",
+            "--metrics",
+            "niqe",
+            "--stage-input",
+            "all",
+            "--device",
+            "cpu",
+            "--decode-workers",
+            "0",
+            "--catalog",
+            str(catalog),
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_mid_run_then_rerun_leaves_no_duplicate_or_missing_rows(cli, tmp_path):
+    pool = tmp_path / "pool"
+    write_photo_pool(pool, 40, size=(112, 100))
+    catalog = Catalog(tmp_path / "k.duckdb", lock_timeout_s=30)
+    code, _, err = cli("ingest", pool, "--catalog", catalog.path, "--workers", "1")
+    assert code == 0, err
+    config = tmp_path / "c.toml"
+    config.write_text("[runner]\nshard_size = 2\n[catalog]\nlock_timeout_s = 30\n")
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        proc = _score_proc(catalog.path, config)
+        time.sleep(rng.uniform(4.0, 9.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 1, "the job finished before any kill; make the pool larger"
+    final = _score_proc(catalog.path, config)
+    assert final.wait(timeout=600) == 0, final.stderr.read()
+    assert _rows(
+        catalog, "SELECT count(*), count(DISTINCT image_id) FROM scores WHERE metric = 'niqe'"
+    ) == [(40, 40)]
+    assert (
+        _rows(
+            catalog,
+            "SELECT image_id FROM scores GROUP BY image_id, metric, version HAVING count(*) > 1",
+        )
+        == []
+    )
+    assert _rows(catalog, "SELECT count(*) FROM stage_outcomes WHERE stage = 'score'") == [(40,)]
+
+
+def test_settings_are_picklable_for_worker_processes():
+    import pickle
+
+    settings = ScoreSettings(metrics=("niqe",), options={"niqe": {}})
+    assert pickle.loads(pickle.dumps(settings)) == settings

@@ -1,0 +1,131 @@
+"""Scorers: calibration on pyiqa's LIVE images; random-weight models via the real loading path."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from curation.errors import HfaidError
+from curation.scorers import create_scorer, list_scorers
+from curation.scorers import random_weights as rw
+from curation.scorers.inputs import load_for_policy
+from curation.scorers.qalign import levels_to_score
+
+# pyiqa's published reference values (ResultsCalibra/results_official.csv) for the five LIVE
+# images in its wheel, and pyiqa's own tolerances (tests/test_metric_general.py TOL_DICT).
+CALIBRATION = {
+    "niqe": ([15.7536, 3.6549, 3.2355, 3.1840, 8.6352], 1e-2, 6e-2),
+    "brisque": ([94.6421, -0.1076, 0.9929, 5.3583, 72.2617], 1e-2, 8e-2),
+}
+
+
+def calibration_images() -> list[Path]:
+    site = Path(importlib.util.find_spec("pyiqa").submodule_search_locations[0]).parent
+    images = sorted((site / "ResultsCalibra" / "dist_dir").glob("*.bmp"))
+    assert [p.name for p in images] == ["I03.bmp", "I04.bmp", "I06.bmp", "I08.bmp", "I19.bmp"]
+    return images
+
+
+@pytest.mark.parametrize("metric", ["niqe", "brisque"])
+def test_classical_metrics_reproduce_published_calibration_values(metric):
+    scorer = create_scorer(metric, device="cpu")
+    batch = torch.stack(
+        [load_for_policy(str(p), scorer.input_policy) for p in calibration_images()]
+    )
+    values = torch.tensor(scorer.score(batch), dtype=torch.float64)
+    expected, atol, rtol = CALIBRATION[metric]
+    assert torch.allclose(
+        values, torch.tensor(expected, dtype=torch.float64), atol=atol, rtol=rtol
+    ), values
+    # batched == per image (two of them: enough to catch cross-talk between batch rows)
+    for i in (0, 4):
+        assert scorer.score(batch[i : i + 1])[0] == pytest.approx(values[i].item(), rel=1e-4)
+
+
+def test_qalign_levels_to_score_is_exact_on_fixed_logits():
+    probs = torch.tensor(
+        [[0.5, 0.25, 0.125, 0.0625, 0.0625], [0.2] * 5, [0, 0, 0, 0, 1.0]], dtype=torch.float64
+    )
+    logits = torch.log(probs.clamp_min(1e-300))
+    scores = levels_to_score(logits)
+    # 5*.5 + 4*.25 + 3*.125 + 2*.0625 + 1*.0625 = 4.0625 ; uniform -> 3 ; all "bad" -> 1
+    assert scores.tolist() == pytest.approx([4.0625, 3.0, 1.0], abs=1e-12)
+    # softmax is shift-invariant, and half-precision logits are promoted before the softmax
+    assert levels_to_score(logits[:2] + 7.0).tolist() == pytest.approx([4.0625, 3.0], abs=1e-12)
+    assert levels_to_score(torch.zeros(2, 5, dtype=torch.float16)).tolist() == pytest.approx(
+        [3.0, 3.0], abs=1e-12
+    )
+
+
+def test_every_scorer_declares_its_facts_as_data():
+    names = {s.name for s in list_scorers()}
+    assert {
+        "niqe",
+        "brisque",
+        "maniqa",
+        "clipiqa",
+        "clipiqa+",
+        "musiq",
+        "qalign_quality",
+        "qalign_aesthetic",
+    } <= names
+    for spec in list_scorers():
+        assert spec.score_range[0] < spec.score_range[1]
+        assert spec.input_policy.mode in ("full", "pad_square", "resize")
+        assert spec.weights is not None or spec.packaged_files
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """Random-weight checkpoints written in each model's real file layout."""
+    folder = tmp_path_factory.mktemp("weights")
+    rw.write_musiq(folder, rw.TINY_ARCH["musiq"])
+    rw.write_maniqa(folder, rw.TINY_ARCH["maniqa"])
+    rw.write_clipiqa(folder)
+    rw.write_clipiqa(folder, plus=True)
+    rw.write_qalign(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "metric", ["musiq", "maniqa", "clipiqa", "clipiqa+", "qalign_quality", "qalign_aesthetic"]
+)
+def test_learned_scorers_load_saved_random_weights_and_batch_like_single_images(metric, weights):
+    options = {"arch": rw.TINY_ARCH[metric]} if metric in rw.TINY_ARCH else {}
+    scorer = create_scorer(metric, device="cpu", weights_dir=weights, **options)
+    size = 448 if scorer.input_policy.mode == "pad_square" else 232
+    torch.manual_seed(1)
+    batch = torch.rand(3, 3, size, size)
+    batched = scorer.score(batch)
+    single = [scorer.score(batch[i : i + 1])[0] for i in range(3)]
+    assert batched == pytest.approx(single, rel=1e-4, abs=1e-5)
+    low, high = scorer.spec.score_range
+    if metric.startswith(("qalign", "clipiqa")):  # bounded by construction
+        assert all(low <= v <= high for v in batched)
+    # The version names the library and the weights file content.
+    assert scorer.version.startswith("pyiqa-") and len(scorer.version.split("+")[1]) == 12
+
+
+def test_weights_change_changes_version(weights, tmp_path):
+    other = tmp_path / "w2"
+    rw.write_musiq(other, rw.TINY_ARCH["musiq"], seed=5)
+    a = create_scorer("musiq", weights_dir=weights, arch=rw.TINY_ARCH["musiq"])
+    b = create_scorer("musiq", weights_dir=other, arch=rw.TINY_ARCH["musiq"])
+    assert a.version != b.version
+    assert a.score(torch.full((1, 3, 64, 64), 0.5)) != b.score(torch.full((1, 3, 64, 64), 0.5))
+
+
+def test_missing_weights_name_the_file_and_the_fetch_command(tmp_path):
+    with pytest.raises(HfaidError) as info:
+        create_scorer("maniqa", weights_dir=tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "maniqa" / "ckpt_koniq10k.pt") in message
+    assert "hfaid weights fetch maniqa" in message
+
+
+def test_half_precision_is_refused_on_cpu():
+    with pytest.raises(HfaidError, match="half precision"):
+        create_scorer("musiq", device="cpu", dtype="float16")

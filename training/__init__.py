@@ -1,0 +1,1 @@
+"""The bundled RAP-SR fine-tuning (RPR + ROPO) and identifier-guided inference."""
