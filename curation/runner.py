@@ -70,14 +70,7 @@ class JobStats:
 def run_job(job: ShardJob, collect_results: bool = False) -> JobStats:
     """Recover leftovers, compute pending work, run it in shards and merge the results."""
     started = time.perf_counter()
-    results_dir = job.work_dir / job.name
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stats = JobStats()
-    leftovers = finished_result_files(results_dir)
-    if leftovers:
-        stats.recovered_files = len(leftovers)
-        stats.rows_merged += _merge_and_remove(job.merge, leftovers)
-    _remove_temp_files(results_dir)
+    results_dir, stats = recover_leftovers(job)
     pending = job.pending()
     shards = [
         pending.slice(offset, job.shard_size)
@@ -95,6 +88,20 @@ def run_job(job: ShardJob, collect_results: bool = False) -> JobStats:
             stats.rows_merged += _merge_and_remove(job.merge, finished_result_files(results_dir))
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def recover_leftovers(job: ShardJob) -> tuple[Path, JobStats]:
+    """Merge result files a killed run left behind and drop its temp files; every backend
+    calls this before computing the pending set, so nothing finished is redone."""
+    results_dir = job.work_dir / job.name
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stats = JobStats()
+    leftovers = finished_result_files(results_dir)
+    if leftovers:
+        stats.recovered_files = len(leftovers)
+        stats.rows_merged += _merge_and_remove(job.merge, leftovers)
+    _remove_temp_files(results_dir)
+    return results_dir, stats
 
 
 def finished_result_files(results_dir: Path) -> list[Path]:

@@ -14,8 +14,7 @@ from curation.runner import (
     JobStats,
     ShardJob,
     _merge_and_remove,
-    _remove_temp_files,
-    finished_result_files,
+    recover_leftovers,
     write_result,
 )
 
@@ -47,14 +46,7 @@ def run_job_ray(
     except ImportError:
         raise HfaidError("--engine ray needs Ray: pip install 'hfaid[ray]'") from None
     started = time.perf_counter()
-    results_dir = job.work_dir / job.name
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stats = JobStats()
-    leftovers = finished_result_files(results_dir)
-    if leftovers:
-        stats.recovered_files = len(leftovers)
-        stats.rows_merged += _merge_and_remove(job.merge, leftovers)
-    _remove_temp_files(results_dir)
+    results_dir, stats = recover_leftovers(job)
     pending = job.pending()
     stats.items = pending.num_rows
     if pending.num_rows == 0:

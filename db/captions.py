@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from db.catalog import Catalog
+from db.images import passing_join
 
 # Columns a caption result file carries (one row per image the worker saw).
 RESULT_SCHEMA = pa.schema(
@@ -80,13 +81,8 @@ def images_to_caption(catalog: Catalog, stage: str | None, version: str) -> pa.T
         "SELECT i.image_id, ip.path, i.width, i.height "
         "FROM images i JOIN image_paths ip USING (image_id) "
     )
-    params: list = []
-    if stage is not None:
-        sql += (
-            "JOIN stage_outcomes o ON o.image_id = i.image_id AND o.stage = ? "
-            "AND o.status = 'pass' "
-        )
-        params.append(stage)
+    join, params = passing_join(stage)
+    sql += join
     sql += (
         "WHERE NOT EXISTS (SELECT 1 FROM captions c WHERE c.image_id = i.image_id "
         "AND c.version = ?) ORDER BY i.image_id"

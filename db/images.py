@@ -63,19 +63,24 @@ def image_counts(catalog: Catalog) -> dict[str, int]:
     return {"images": images, "paths": paths, "path_errors": errors}
 
 
+def passing_join(stage: str | None) -> tuple[str, list]:
+    """A JOIN (and its parameters) keeping `images i` rows that passed `stage`; none for None."""
+    if stage is None:
+        return "", []
+    return (
+        "JOIN stage_outcomes o ON o.image_id = i.image_id AND o.stage = ? AND o.status = 'pass' ",
+        [stage],
+    )
+
+
 def images_passing(catalog: Catalog, stage: str | None) -> pa.Table:
     """image_id, path, width, height, format of images that passed `stage` (all if None)."""
     sql = (
         "SELECT i.image_id, ip.path, i.width, i.height, i.format, i.exif_orientation "
         "FROM images i JOIN image_paths ip USING (image_id) "
     )
-    params: list = []
-    if stage is not None:
-        sql += (
-            "JOIN stage_outcomes o ON o.image_id = i.image_id AND o.stage = ? "
-            "AND o.status = 'pass' "
-        )
-        params.append(stage)
+    join, params = passing_join(stage)
+    sql += join
     sql += "ORDER BY i.image_id"
     with catalog.connect(read_only=True) as con:
         return con.sql(sql, params=params).to_arrow_table()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -11,19 +10,6 @@ from db.catalog import Catalog
 from db.stages import stage_rank
 
 OUTCOME_COLUMNS = ("image_id", "stage", "status", "reason", "detail")
-
-
-def merge_outcome_files(catalog: Catalog, result_files: list[Path], run_id: int) -> int:
-    """Replace the outcomes of the (image, stage) pairs found in result files."""
-    if not result_files:
-        return 0
-    with catalog.transaction() as con:
-        con.execute(
-            "CREATE TEMP TABLE batch AS SELECT DISTINCT ON (image_id, stage) "
-            "image_id, stage, status, reason, detail FROM read_parquet(?) ORDER BY image_id, stage",
-            [[str(f) for f in result_files]],
-        )
-        return _replace_from_batch(con, run_id)
 
 
 def write_outcomes(catalog: Catalog, outcomes: pa.Table, run_id: int) -> int:

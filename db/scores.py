@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 
 from db.catalog import Catalog
-
-
-def merge_score_files(catalog: Catalog, result_files: list[Path], run_id: int) -> int:
-    """Insert (image_id, metric, value, version) rows not already present; returns rows added."""
-    if not result_files:
-        return 0
-    with catalog.transaction() as con:
-        con.execute(
-            "CREATE TEMP TABLE batch AS SELECT DISTINCT ON (image_id, metric, version) "
-            "image_id, metric, value, version FROM read_parquet(?) "
-            "ORDER BY image_id, metric, version",
-            [[str(f) for f in result_files]],
-        )
-        added = con.execute(
-            "INSERT INTO scores (image_id, metric, value, version, run_id) "
-            "SELECT b.image_id, b.metric, b.value, b.version, ? FROM batch b "
-            "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.image_id = b.image_id "
-            "AND s.metric = b.metric AND s.version = b.version)",
-            [run_id],
-        ).fetchone()[0]
-        con.execute("DROP TABLE batch")
-    return added
 
 
 def write_scores(catalog: Catalog, rows: pa.Table, run_id: int) -> int:
@@ -45,32 +21,6 @@ def write_scores(catalog: Catalog, rows: pa.Table, run_id: int) -> int:
         ).fetchone()[0]
         con.unregister("incoming")
     return added
-
-
-def images_missing_scores(
-    catalog: Catalog, stage: str | None, metric_versions: dict[str, str]
-) -> pa.Table:
-    """image_id, path, width, height of images (passing `stage`) lacking any metric@version."""
-    wanted = pa.table({"metric": list(metric_versions), "version": list(metric_versions.values())})
-    sql = (
-        "SELECT i.image_id, ip.path, i.width, i.height, i.exif_orientation "
-        "FROM images i JOIN image_paths ip USING (image_id) "
-    )
-    params: list = []
-    if stage is not None:
-        sql += (
-            "JOIN stage_outcomes o ON o.image_id = i.image_id AND o.stage = ? "
-            "AND o.status = 'pass' "
-        )
-        params.append(stage)
-    sql += (
-        "WHERE EXISTS (SELECT 1 FROM wanted w WHERE NOT EXISTS (SELECT 1 FROM scores s "
-        "WHERE s.image_id = i.image_id AND s.metric = w.metric AND s.version = w.version)) "
-        "ORDER BY i.image_id"
-    )
-    with catalog.connect(read_only=True) as con:
-        con.register("wanted", wanted)
-        return con.sql(sql, params=params).to_arrow_table()
 
 
 def latest_scores_wide(catalog: Catalog) -> pa.Table:

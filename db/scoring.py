@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from db.catalog import Catalog
+from db.images import passing_join
 
 STAGE = "score"
 RESULT_SCHEMA = pa.schema(
@@ -32,13 +33,8 @@ def pending_scores(
         "list(w.metric ORDER BY w.metric) AS missing "
         "FROM images i JOIN image_paths ip USING (image_id) CROSS JOIN wanted w "
     )
-    params: list = []
-    if stage is not None:
-        sql += (
-            "JOIN stage_outcomes o ON o.image_id = i.image_id AND o.stage = ? "
-            "AND o.status = 'pass' "
-        )
-        params.append(stage)
+    join, params = passing_join(stage)
+    sql += join
     sql += (
         "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.image_id = i.image_id "
         "AND s.metric = w.metric AND s.version = w.version) "
