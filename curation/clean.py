@@ -128,7 +128,7 @@ def measure(decoded: Decoded) -> dict[str, Any]:
     """Numbers for every stage-1 check, from the upright measurement image."""
     rgb = decoded.rgb
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # ITU-R 601 luma, as PIL's "L"
-    hist = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel().astype(np.float64)
     p = hist[hist > 0] / gray.size
     # Per-pixel channel spread with OpenCV: numpy's reductions over a length-3 axis are slow.
     r, g, b = cv2.split(rgb)
@@ -266,6 +266,7 @@ def clean(
         shard_size=shard_size,
         workers=workers,
         description="clean",
+        start_method="fork",  # PIL/OpenCV/imagehash only, no torch: instant worker start
     )
     stats = run_job(job)
     outcomes = decide(clean_measurements(catalog, version, MEASURED_METRICS), cfg)
