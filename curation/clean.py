@@ -266,7 +266,8 @@ def clean(
         shard_size=shard_size,
         workers=workers,
         description="clean",
-        start_method="fork",  # PIL/OpenCV/imagehash only, no torch: instant worker start
+        # spawn, not fork: OpenCV's thread pool is not fork-safe once the parent has used it
+        # (a forked worker hung in the test process), so clean pays the worker start-up.
     )
     stats = run_job(job)
     outcomes = decide(clean_measurements(catalog, version, MEASURED_METRICS), cfg)
