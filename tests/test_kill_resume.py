@@ -51,7 +51,7 @@ def _ingest(pool: Path, catalog: Path, config: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_kill_minus_nine_then_rerun_equals_uninterrupted_run(tmp_path: Path):
     pool = tmp_path / "pool"
-    write_photo_pool(pool, 360, size=(256, 192))
+    write_photo_pool(pool, 1200, size=(160, 120))
     (pool / "dup.jpg").write_bytes((pool / "img_00000.jpg").read_bytes())
     config = tmp_path / "c.toml"
     config.write_text("[runner]\nshard_size = 8\n[catalog]\nlock_timeout_s = 30\n")
@@ -59,14 +59,15 @@ def test_kill_minus_nine_then_rerun_equals_uninterrupted_run(tmp_path: Path):
     clean = tmp_path / "clean.duckdb"
     assert _ingest(pool, clean, config).wait(timeout=300) == 0
     expected = _snapshot(clean)
-    assert len(expected[0]) == 360 and len(expected[1]) == 361
+    assert len(expected[0]) == 1200 and len(expected[1]) == 1201
 
     killed = tmp_path / "killed.duckdb"
     rng = random.Random(1234)
     kills = 0
     for _ in range(3):
         proc = _ingest(pool, killed, config)
-        time.sleep(rng.uniform(0.5, 3.0))
+        _wait_for_first_shard(proc, Path(f"{killed}.work"))
+        time.sleep(rng.uniform(0.0, 0.3))  # then a random moment: mid-shard, mid-merge, ...
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -75,3 +76,13 @@ def test_kill_minus_nine_then_rerun_equals_uninterrupted_run(tmp_path: Path):
     final = _ingest(pool, killed, config)
     assert final.wait(timeout=300) == 0, final.stderr.read()
     assert _snapshot(killed) == expected
+
+
+def _wait_for_first_shard(proc: subprocess.Popen, work_dir: Path, timeout_s: float = 120) -> None:
+    """Return once a shard result (or its temp file) exists, or the process has ended: a fixed
+    delay would be outrun by a fast machine and never reached by a slow one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if work_dir.exists() and any(p.is_file() for p in work_dir.rglob("*")):
+            return
+        time.sleep(0.01)

@@ -245,7 +245,7 @@ def _score_proc(catalog: Path, config: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_kill_minus_nine_mid_run_then_rerun_leaves_no_duplicate_or_missing_rows(cli, tmp_path):
     pool = tmp_path / "pool"
-    write_photo_pool(pool, 40, size=(112, 100))
+    write_photo_pool(pool, 60, size=(112, 100))
     catalog = Catalog(tmp_path / "k.duckdb", lock_timeout_s=30)
     code, _, err = cli("ingest", pool, "--catalog", catalog.path, "--workers", "1")
     assert code == 0, err
@@ -255,7 +255,10 @@ def test_kill_minus_nine_mid_run_then_rerun_leaves_no_duplicate_or_missing_rows(
     kills = 0
     for _ in range(3):
         proc = _score_proc(catalog.path, config)
-        time.sleep(rng.uniform(4.0, 9.0))
+        # Kill at a random moment after the first shard finished (not a fixed delay, which a
+        # fast machine outruns and a slow one never reaches).
+        _wait_for_first_shard(proc, catalog.work_dir)
+        time.sleep(rng.uniform(0.0, 1.5))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -265,7 +268,7 @@ def test_kill_minus_nine_mid_run_then_rerun_leaves_no_duplicate_or_missing_rows(
     assert final.wait(timeout=600) == 0, final.stderr.read()
     assert _rows(
         catalog, "SELECT count(*), count(DISTINCT image_id) FROM scores WHERE metric = 'niqe'"
-    ) == [(40, 40)]
+    ) == [(60, 60)]
     assert (
         _rows(
             catalog,
@@ -273,7 +276,16 @@ def test_kill_minus_nine_mid_run_then_rerun_leaves_no_duplicate_or_missing_rows(
         )
         == []
     )
-    assert _rows(catalog, "SELECT count(*) FROM stage_outcomes WHERE stage = 'score'") == [(40,)]
+    assert _rows(catalog, "SELECT count(*) FROM stage_outcomes WHERE stage = 'score'") == [(60,)]
+
+
+def _wait_for_first_shard(proc, work_dir: Path, timeout_s: float = 180.0) -> None:
+    """Return once a shard result (or its temp file) exists, or the process has ended."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if work_dir.exists() and any(p.is_file() for p in work_dir.rglob("*")):
+            return
+        time.sleep(0.05)
 
 
 def test_settings_are_picklable_for_worker_processes():
