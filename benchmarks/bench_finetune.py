@@ -26,7 +26,12 @@ from PIL import Image  # noqa: E402
 from curation.sample_photos import colour_photos  # noqa: E402
 from training.checks import find_shards  # noqa: E402
 from training.tiny_sd import build_tiny_pipeline  # noqa: E402
-from training.train_ropo import RopoConfig, build_dataloader, compute_loss  # noqa: E402
+from training.train_ropo import (  # noqa: E402
+    RopoConfig,
+    build_dataloader,
+    compute_loss,
+    load_components,
+)
 
 BENCH_PHOTOS = Path("/work/bench-data/photos-2to4mp")  # benchmarks/photo_pool.py output
 
@@ -66,20 +71,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     steps, rounds, samples = (4, 2, 24) if args.small else (8, 3, 48)
 
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = build_tiny_pipeline(tmp / "sd")
         shards, source = write_shards(tmp / "shards", samples)
-        tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer")
-        text_encoder = CLIPTextModel.from_pretrained(model, subfolder="text_encoder")
-        vae = AutoencoderKL.from_pretrained(model, subfolder="vae")
-        unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet")
-        scheduler = DDPMScheduler.from_pretrained(model, subfolder="scheduler")
-        vae.requires_grad_(False)
-        text_encoder.requires_grad_(False)
+        tokenizer, text_encoder, vae, unet, scheduler = load_components(model)
         optimizer = torch.optim.AdamW(unet.parameters(), lr=5e-5)
         cfg = RopoConfig(resolution=args.resolution)
 

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -64,10 +64,9 @@ class JobStats:
     recovered_files: int = 0
     seconds: float = 0.0
     interrupted: bool = False
-    result_rows: list[pa.Table] = field(default_factory=list, repr=False)
 
 
-def run_job(job: ShardJob, collect_results: bool = False) -> JobStats:
+def run_job(job: ShardJob) -> JobStats:
     """Recover leftovers, compute pending work, run it in shards and merge the results."""
     started = time.perf_counter()
     results_dir, stats = recover_leftovers(job)
@@ -82,7 +81,7 @@ def run_job(job: ShardJob, collect_results: bool = False) -> JobStats:
         workers = job.workers or os.cpu_count() or 1
         runner = _run_inline if workers <= 1 else _run_pool
         try:
-            runner(job, shards, results_dir, workers, stats, collect_results)
+            runner(job, shards, results_dir, workers, stats)
         except KeyboardInterrupt:
             stats.interrupted = True
             stats.rows_merged += _merge_and_remove(job.merge, finished_result_files(results_dir))
@@ -204,22 +203,20 @@ class _BackgroundMerger:
             raise self._error
 
 
-def _run_inline(job, shards, results_dir, workers, stats, collect_results) -> None:
+def _run_inline(job, shards, results_dir, workers, stats) -> None:
     worker = job.worker_factory()
     merger = _BackgroundMerger(job.merge, job.merge_every_s)
     try:
         with item_progress(job.description or job.name, stats.items) as advance:
             for index, shard in enumerate(shards):
                 result = worker.process(shard)
-                if collect_results:
-                    stats.result_rows.append(result)
                 merger.add(Path(write_result(result, _result_path(results_dir, index))))
                 advance(shard.num_rows)
     finally:
         stats.rows_merged += merger.close()
 
 
-def _run_pool(job, shards, results_dir, workers, stats, collect_results) -> None:
+def _run_pool(job, shards, results_dir, workers, stats) -> None:
     context = multiprocessing.get_context(job.start_method)
     merger = _BackgroundMerger(job.merge, job.merge_every_s)
     max_in_flight = workers * 4  # bounded so a million-image job does not queue everything
@@ -248,8 +245,6 @@ def _run_pool(job, shards, results_dir, workers, stats, collect_results) -> None
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     path, count = future.result()
-                    if collect_results:
-                        stats.result_rows.append(pq.read_table(path))
                     merger.add(Path(path))
                     advance(count)
     finally:

@@ -97,27 +97,31 @@ def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
     return holder
 
 
-def test_second_writer_waits_for_the_lock_then_succeeds(tmp_path: Path, photo_pool: Path):
-    path = tmp_path / "c.duckdb"
-    migrate(Catalog(path))
-    holder = _hold_lock(path, 3)
-    started = time.monotonic()
-    result = subprocess.run(
+def _ingest(pool: Path, catalog: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`hfaid ingest POOL --catalog CATALOG ...` in its own process (a second writer)."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
             "curation.cli",
             "ingest",
-            str(photo_pool),
+            str(pool),
             "--catalog",
-            str(path),
-            "--workers",
-            "1",
+            str(catalog),
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_second_writer_waits_for_the_lock_then_succeeds(tmp_path: Path, photo_pool: Path):
+    path = tmp_path / "c.duckdb"
+    migrate(Catalog(path))
+    holder = _hold_lock(path, 3)
+    started = time.monotonic()
+    result = _ingest(photo_pool, path, "--workers", "1")
     holder.wait()
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started >= 2  # it really waited for the holder
@@ -134,22 +138,7 @@ def test_lock_wait_exceeded_names_file_and_holder_without_traceback(
     config.write_text("[catalog]\nlock_timeout_s = 1\n")
     holder = _hold_lock(path, 8)
     try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "curation.cli",
-                "ingest",
-                str(photo_pool),
-                "--catalog",
-                str(path),
-                "--config",
-                str(config),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = _ingest(photo_pool, path, "--config", str(config))
     finally:
         holder.kill()
         holder.wait()

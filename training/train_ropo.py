@@ -290,6 +290,22 @@ def prune_checkpoints(output_dir: Path, limit: int | None) -> None:
         shutil.rmtree(old)
 
 
+def load_components(pretrained: str | Path):
+    """Tokenizer, text encoder, VAE, UNet and noise scheduler of a diffusers SD folder; the
+    VAE and text encoder come back frozen (only the UNet is trained)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder")
+    vae = AutoencoderKL.from_pretrained(pretrained, subfolder="vae")
+    unet = UNet2DConditionModel.from_pretrained(pretrained, subfolder="unet")
+    scheduler = DDPMScheduler.from_pretrained(pretrained, subfolder="scheduler")
+    vae.requires_grad_(False)
+    text_encoder.requires_grad_(False)
+    return tokenizer, text_encoder, vae, unet, scheduler
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
@@ -310,15 +326,9 @@ def _train(args: argparse.Namespace) -> None:
     import transformers
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
-    from diffusers import (
-        AutoencoderKL,
-        DDPMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
-    from transformers import CLIPTextModel, CLIPTokenizer
 
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -340,13 +350,7 @@ def _train(args: argparse.Namespace) -> None:
                 len(shard_set.shards), pretrained)
 
     # Frozen VAE and text encoder; only the UNet learns (the paper's RPR).
-    noise_scheduler = DDPMScheduler.from_pretrained(pretrained, subfolder="scheduler")
-    tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(pretrained, subfolder="text_encoder")
-    vae = AutoencoderKL.from_pretrained(pretrained, subfolder="vae")
-    unet = UNet2DConditionModel.from_pretrained(pretrained, subfolder="unet")
-    vae.requires_grad_(False)
-    text_encoder.requires_grad_(False)
+    tokenizer, text_encoder, vae, unet, noise_scheduler = load_components(pretrained)
     unet.train()
     ema_unet = None
     if args.use_ema:
