@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +43,19 @@ class ReviewError(CatalogError):
     """A vote, undo or decision the rule forbids; the message says why in one line."""
 
 
+@contextmanager
+def _write(con) -> Iterator[None]:
+    """One write transaction on `con`, serialised with this process's other writers."""
+    with _WRITE_LOCK:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+
 # A queue is the set of images that passed `stage_input` (None: every ingested image).
 def _queue_sql(stage_input: str | None) -> tuple[str, list]:
     if stage_input is None:
@@ -55,52 +71,73 @@ def claim_next(
     now: datetime | None = None,
 ) -> str | None:
     """The reviewer's next image, leased to them; images with one vote first; None when done."""
-    now = now or utcnow()
+    with catalog.connect() as con, _write(con):
+        return _claim(con, reviewer, stage_input, lease_s, now or utcnow())
+
+
+def _claim(
+    con, reviewer: str, stage_input: str | None, lease_s: float, now: datetime
+) -> str | None:
     queue, params = _queue_sql(stage_input)
-    with _WRITE_LOCK, catalog.transaction() as con:
-        con.execute("DELETE FROM review_leases WHERE expires_at <= ?", [now])
-        held = con.execute(
-            "SELECT l.image_id FROM review_leases l WHERE l.reviewer = ? AND NOT EXISTS ("
-            "SELECT 1 FROM review_votes v WHERE v.image_id = l.image_id AND v.reviewer = ? "
-            "AND v.undone_at IS NULL) LIMIT 1",
-            [reviewer, reviewer],
-        ).fetchone()
-        if held:
-            con.execute(
-                "UPDATE review_leases SET expires_at = ? WHERE reviewer = ? AND image_id = ?",
-                [now + timedelta(seconds=lease_s), reviewer, held[0]],
-            )
-            return held[0]
-        row = con.execute(
-            f"""
-            WITH q AS ({queue}),
-            v AS (SELECT image_id, count(*) AS n, bool_or(reviewer = ?) AS mine
-                  FROM review_votes WHERE undone_at IS NULL GROUP BY image_id),
-            l AS (SELECT image_id, count(*) AS n FROM review_leases
-                  WHERE reviewer <> ? GROUP BY image_id)
-            SELECT q.image_id FROM q
-            LEFT JOIN v ON v.image_id = q.image_id LEFT JOIN l ON l.image_id = q.image_id
-            WHERE NOT coalesce(v.mine, false)
-              AND coalesce(v.n, 0) + coalesce(l.n, 0) < {VOTES_NEEDED}
-              AND q.image_id NOT IN (SELECT image_id FROM review_decisions)
-            ORDER BY coalesce(v.n, 0) DESC, q.image_id
-            LIMIT 1
-            """,
-            [*params, reviewer, reviewer],
-        ).fetchone()
-        con.execute("DELETE FROM review_leases WHERE reviewer = ?", [reviewer])
-        if row is None:
-            return None
+    con.execute("DELETE FROM review_leases WHERE expires_at <= ?", [now])
+    held = con.execute(
+        "SELECT l.image_id FROM review_leases l WHERE l.reviewer = ? AND NOT EXISTS ("
+        "SELECT 1 FROM review_votes v WHERE v.image_id = l.image_id AND v.reviewer = ? "
+        "AND v.undone_at IS NULL) LIMIT 1",
+        [reviewer, reviewer],
+    ).fetchone()
+    if held:
         con.execute(
-            "INSERT INTO review_leases (image_id, reviewer, expires_at) VALUES (?, ?, ?)",
-            [row[0], reviewer, now + timedelta(seconds=lease_s)],
+            "UPDATE review_leases SET expires_at = ? WHERE reviewer = ? AND image_id = ?",
+            [now + timedelta(seconds=lease_s), reviewer, held[0]],
         )
-        return row[0]
+        return held[0]
+    row = con.execute(
+        f"""
+        WITH q AS ({queue}),
+        v AS (SELECT image_id, count(*) AS n, bool_or(reviewer = ?) AS mine
+              FROM review_votes WHERE undone_at IS NULL GROUP BY image_id),
+        l AS (SELECT image_id, count(*) AS n FROM review_leases
+              WHERE reviewer <> ? GROUP BY image_id)
+        SELECT q.image_id FROM q
+        LEFT JOIN v ON v.image_id = q.image_id LEFT JOIN l ON l.image_id = q.image_id
+        WHERE NOT coalesce(v.mine, false)
+          AND coalesce(v.n, 0) + coalesce(l.n, 0) < {VOTES_NEEDED}
+          AND q.image_id NOT IN (SELECT image_id FROM review_decisions)
+        ORDER BY coalesce(v.n, 0) DESC, q.image_id
+        LIMIT 1
+        """,
+        [*params, reviewer, reviewer],
+    ).fetchone()
+    con.execute("DELETE FROM review_leases WHERE reviewer = ?", [reviewer])
+    if row is None:
+        return None
+    con.execute(
+        "INSERT INTO review_leases (image_id, reviewer, expires_at) VALUES (?, ?, ?)",
+        [row[0], reviewer, now + timedelta(seconds=lease_s)],
+    )
+    return row[0]
+
+
+def upcoming_images(catalog: Catalog, stage_input: str | None, limit: int) -> list[tuple[str, str]]:
+    """(image_id, path) of the next queue images nobody has voted on or leased, in the order
+    `claim_next` hands them out: the ones whose previews are worth building before a click."""
+    queue, params = _queue_sql(stage_input)
+    with catalog.connect() as con:
+        return con.execute(
+            f"""WITH q AS ({queue})
+            SELECT q.image_id, any_value(ip.path) FROM q JOIN image_paths ip USING (image_id)
+            WHERE q.image_id NOT IN (SELECT image_id FROM review_votes WHERE undone_at IS NULL)
+              AND q.image_id NOT IN (SELECT image_id FROM review_leases)
+              AND q.image_id NOT IN (SELECT image_id FROM review_decisions)
+            GROUP BY q.image_id ORDER BY q.image_id LIMIT ?""",
+            [*params, limit],
+        ).fetchall()
 
 
 def release(catalog: Catalog, reviewer: str) -> None:
     """Drop the reviewer's lease (on logout), so the image goes back to the queue at once."""
-    with _WRITE_LOCK, catalog.transaction() as con:
+    with catalog.connect() as con, _write(con):
         con.execute("DELETE FROM review_leases WHERE reviewer = ?", [reviewer])
 
 
@@ -115,50 +152,116 @@ def record_vote(
     now: datetime | None = None,
 ) -> str:
     """Store one vote under the rule; returns the image's status afterwards."""
+    vote = Vote(image_id, decision, tuple(reasons or ()), comment)
+    with catalog.connect() as con, _write(con):
+        return _cast(con, vote, reviewer, run_id, now or utcnow())
+
+
+@dataclass(frozen=True)
+class Vote:
+    image_id: str
+    decision: str  # accept | reject
+    reasons: tuple[str, ...] = ()
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    """What the review page shows: the reviewer's leased image (None: done), its path, size and
+    scores (`image_info`), their progress, and the outcome of the vote cast on the way here."""
+
+    image_id: str | None
+    info: dict[str, Any] | None
+    progress: dict[str, int]
+    status: str | None = None
+
+
+def vote_and_next(
+    catalog: Catalog,
+    reviewer: str,
+    stage_input: str | None,
+    lease_s: float,
+    vote: Vote | None = None,
+    run_id: int | None = None,
+    now: datetime | None = None,
+) -> ReviewView:
+    """Cast `vote` (if any) and lease the reviewer's next image in one transaction, then read
+    what the page shows, all on one connection: a click costs one catalog open, not four.
+
+    A vote the rule refuses raises ReviewError and changes nothing (no new lease either).
+    """
     now = now or utcnow()
-    reasons = list(reasons or [])
+    with catalog.connect() as con:
+        with _write(con):
+            status = _cast(con, vote, reviewer, run_id, now) if vote else None
+            image_id = _claim(con, reviewer, stage_input, lease_s, now)
+        return ReviewView(
+            image_id,
+            _image_info(con, image_id) if image_id else None,
+            _progress(con, reviewer, stage_input, now),
+            status,
+        )
+
+
+def review_view(
+    catalog: Catalog, reviewer: str, stage_input: str | None, image_id: str | None
+) -> ReviewView:
+    """The page's data for an image already leased (after an undo), on one connection."""
+    with catalog.connect() as con:
+        return ReviewView(
+            image_id,
+            _image_info(con, image_id) if image_id else None,
+            _progress(con, reviewer, stage_input, utcnow()),
+        )
+
+
+def _cast(con, vote: Vote, reviewer: str, run_id: int | None, now: datetime) -> str:
+    image_id, decision, reasons = vote.image_id, vote.decision, list(vote.reasons)
     if decision not in DECISIONS:
         raise ReviewError(f"decision must be accept or reject, got {decision!r}")
     unknown = sorted(set(reasons) - set(REASON_TAGS))
     if unknown:
         raise ReviewError(f"unknown reason tag(s) {', '.join(unknown)}")
-    with _WRITE_LOCK, catalog.transaction() as con:
-        _require_active(con, reviewer)
-        if not con.execute("SELECT 1 FROM images WHERE image_id = ?", [image_id]).fetchone():
-            raise ReviewError(f"no image {image_id} in the catalog")
-        votes = _current_votes(con, image_id)
-        if any(v[0] == reviewer for v in votes):
-            raise ReviewError(f"{reviewer} has already voted on image {image_id[:12]}")
-        if con.execute("SELECT 1 FROM review_decisions WHERE image_id = ?", [image_id]).fetchone():
-            raise ReviewError(f"image {image_id[:12]} is already decided")
-        holds = con.execute(
-            "SELECT 1 FROM review_leases WHERE image_id = ? AND reviewer = ? AND expires_at > ?",
-            [image_id, reviewer, now],
-        ).fetchone()
-        others = con.execute(
-            "SELECT count(*) FROM review_leases WHERE image_id = ? AND reviewer <> ? "
-            "AND expires_at > ?",
-            [image_id, reviewer, now],
-        ).fetchone()[0]
-        if len(votes) >= VOTES_NEEDED or (not holds and len(votes) + others >= VOTES_NEEDED):
-            raise ReviewError(f"image {image_id[:12]} already has the votes it needs")
-        con.execute(
-            "INSERT INTO review_votes (image_id, reviewer, decision, reasons, comment, cast_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [image_id, reviewer, decision, reasons, comment or None, now],
-        )
-        con.execute(
-            "DELETE FROM review_leases WHERE image_id = ? AND reviewer = ?", [image_id, reviewer]
-        )
-        _audit(
-            con,
-            now,
-            reviewer,
-            "vote",
-            image_id,
-            {"decision": decision, "reasons": reasons, "comment": comment or None},
-        )
-        return _settle(con, image_id, run_id)
+    # Every precondition in one statement (each round trip costs about half a millisecond,
+    # and this runs under the write lock that all sessions share); checked in the same order.
+    active, exists, decided, holds, others = con.execute(
+        "SELECT (SELECT NOT disabled FROM reviewers WHERE name = $r), "
+        "EXISTS (SELECT 1 FROM images WHERE image_id = $i), "
+        "EXISTS (SELECT 1 FROM review_decisions WHERE image_id = $i), "
+        "EXISTS (SELECT 1 FROM review_leases WHERE image_id = $i AND reviewer = $r "
+        "AND expires_at > $now), "
+        "(SELECT count(*) FROM review_leases WHERE image_id = $i AND reviewer <> $r "
+        "AND expires_at > $now)",
+        {"r": reviewer, "i": image_id, "now": now},
+    ).fetchone()
+    if not active:
+        raise ReviewError(f"{reviewer!r} is not an active reviewer")
+    if not exists:
+        raise ReviewError(f"no image {image_id} in the catalog")
+    votes = _current_votes(con, image_id)
+    if any(v[0] == reviewer for v in votes):
+        raise ReviewError(f"{reviewer} has already voted on image {image_id[:12]}")
+    if decided:
+        raise ReviewError(f"image {image_id[:12]} is already decided")
+    if len(votes) >= VOTES_NEEDED or (not holds and len(votes) + others >= VOTES_NEEDED):
+        raise ReviewError(f"image {image_id[:12]} already has the votes it needs")
+    con.execute(
+        "INSERT INTO review_votes (image_id, reviewer, decision, reasons, comment, cast_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [image_id, reviewer, decision, reasons, vote.comment or None, now],
+    )
+    con.execute(
+        "DELETE FROM review_leases WHERE image_id = ? AND reviewer = ?", [image_id, reviewer]
+    )
+    _audit(
+        con,
+        now,
+        reviewer,
+        "vote",
+        image_id,
+        {"decision": decision, "reasons": reasons, "comment": vote.comment or None},
+    )
+    return _settle(con, image_id, run_id)
 
 
 def undo_last_vote(
@@ -166,7 +269,7 @@ def undo_last_vote(
 ) -> str:
     """Withdraw the reviewer's latest vote if younger than `window_s`; returns its image id."""
     now = now or utcnow()
-    with _WRITE_LOCK, catalog.transaction() as con:
+    with catalog.connect() as con, _write(con):
         row = con.execute(
             "SELECT vote_id, image_id, cast_at FROM review_votes WHERE reviewer = ? "
             "AND undone_at IS NULL ORDER BY cast_at DESC, vote_id DESC LIMIT 1",
@@ -208,7 +311,7 @@ def adjudicate(
     now = now or utcnow()
     if decision not in DECISIONS:
         raise ReviewError(f"decision must be accept or reject, got {decision!r}")
-    with _WRITE_LOCK, catalog.transaction() as con:
+    with catalog.connect() as con, _write(con):
         role = _require_active(con, admin)
         if role != "admin":
             raise ReviewError(f"{admin} is not an admin; only admins adjudicate")
@@ -362,22 +465,25 @@ def reviewer_progress(
     catalog: Catalog, reviewer: str, stage_input: str | None, now: datetime | None = None
 ) -> dict[str, int]:
     """The reviewer's own votes (all time, 24 h) and queue images still open to them."""
-    now = now or utcnow()
-    queue, params = _queue_sql(stage_input)
     with catalog.connect() as con:
-        total, recent = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE cast_at > ?) FROM review_votes "
-            "WHERE reviewer = ? AND undone_at IS NULL",
-            [now - timedelta(hours=24), reviewer],
-        ).fetchone()
-        left = con.execute(
-            f"""WITH q AS ({queue}),
-            v AS (SELECT image_id, count(*) AS n, bool_or(reviewer = ?) AS mine
-                  FROM review_votes WHERE undone_at IS NULL GROUP BY image_id)
-            SELECT count(*) FROM q LEFT JOIN v ON v.image_id = q.image_id
-            WHERE NOT coalesce(v.mine, false) AND coalesce(v.n, 0) < {VOTES_NEEDED}""",
-            [*params, reviewer],
-        ).fetchone()[0]
+        return _progress(con, reviewer, stage_input, now or utcnow())
+
+
+def _progress(con, reviewer: str, stage_input: str | None, now: datetime) -> dict[str, int]:
+    queue, params = _queue_sql(stage_input)
+    total, recent = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE cast_at > ?) FROM review_votes "
+        "WHERE reviewer = ? AND undone_at IS NULL",
+        [now - timedelta(hours=24), reviewer],
+    ).fetchone()
+    left = con.execute(
+        f"""WITH q AS ({queue}),
+        v AS (SELECT image_id, count(*) AS n, bool_or(reviewer = ?) AS mine
+              FROM review_votes WHERE undone_at IS NULL GROUP BY image_id)
+        SELECT count(*) FROM q LEFT JOIN v ON v.image_id = q.image_id
+        WHERE NOT coalesce(v.mine, false) AND coalesce(v.n, 0) < {VOTES_NEEDED}""",
+        [*params, reviewer],
+    ).fetchone()[0]
     return {"votes": total, "votes_24h": recent, "left": left}
 
 
@@ -530,18 +636,22 @@ def rule_violations(catalog: Catalog) -> list[str]:
 def image_info(catalog: Catalog, image_id: str) -> dict[str, Any] | None:
     """Path and size of an image, plus its latest score per metric."""
     with catalog.connect() as con:
-        row = con.execute(
-            "SELECT ip.path, i.width, i.height FROM images i JOIN image_paths ip USING (image_id) "
-            "WHERE i.image_id = ?",
-            [image_id],
-        ).fetchone()
-        if row is None:
-            return None
-        scores = con.execute(
-            "SELECT metric, arg_max(value, created_at) FROM scores WHERE image_id = ? "
-            "GROUP BY metric ORDER BY metric",
-            [image_id],
-        ).fetchall()
+        return _image_info(con, image_id)
+
+
+def _image_info(con, image_id: str) -> dict[str, Any] | None:
+    row = con.execute(
+        "SELECT ip.path, i.width, i.height FROM images i JOIN image_paths ip USING (image_id) "
+        "WHERE i.image_id = ?",
+        [image_id],
+    ).fetchone()
+    if row is None:
+        return None
+    scores = con.execute(
+        "SELECT metric, arg_max(value, created_at) FROM scores WHERE image_id = ? "
+        "GROUP BY metric ORDER BY metric",
+        [image_id],
+    ).fetchall()
     return {
         "image_id": image_id,
         "path": row[0],

@@ -1,8 +1,9 @@
 """Keeps a busy server's catalog instance open between units of work, with gaps for other writers.
 
 Opening a DuckDB file costs tens of milliseconds (more on a loaded machine), and the review app
-opens it several times per click. While the app is busy, one extra connection held here keeps the
-database instance alive, so each unit of work's own `catalog.connect()` is cheap. It is closed
+opens it once per click (db.review.vote_and_next). While the app is busy, one extra connection
+held here keeps the database instance alive, so each unit of work's own `catalog.connect()` is
+cheap. It is closed
 after `idle_s` without use, and at the latest after `max_hold_s`, followed by a `gap_s` pause in
 which it is not reopened: other processes (ingest, scoring) retry the file lock with at most
 ~1.5 s between attempts, so they always get a turn and are never starved by reviewers.

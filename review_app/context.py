@@ -11,9 +11,13 @@ import streamlit as st
 from curation.config import Config, load_config
 from db.accounts import LoginLimiter
 from db.catalog import Catalog, default_catalog_path
+from db.review import upcoming_images
 from db.warm import InstanceKeeper
-from review_app.previews import PreviewCache
+from review_app.previews import Prefetcher, PreviewCache
 from review_app.settings import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE, queue_stage
+
+# Fresh images built ahead: at 20 reviewers about four are handed out per second.
+PREFETCH_AHEAD = 8
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class AppContext:
     stage_input: str | None  # None: every ingested image is in the queue
     run_id: int | None
     previews: PreviewCache
+    prefetch: Prefetcher  # builds the previews of the next unclaimed images in the background
     limiter: LoginLimiter
     keeper: InstanceKeeper  # keeps the catalog warm while sessions are busy
 
@@ -31,12 +36,19 @@ class AppContext:
 def _build(catalog: str, config: str | None, stage: str | None, run_id: str | None) -> AppContext:
     cfg = load_config(Path(config) if config else None)
     cat = Catalog(Path(catalog), cfg.catalog.lock_timeout_s)
+    stage_input = queue_stage(stage if stage is not None else cfg.review.stage_input)
+    previews = PreviewCache(cat.work_dir / "previews", cfg.review)
+    # Never waits for the file lock: a background top-up is simply skipped while it is taken.
+    unlocked = Catalog(cat.path, lock_timeout_s=0)
     return AppContext(
         catalog=cat,
         config=cfg,
-        stage_input=queue_stage(stage if stage is not None else cfg.review.stage_input),
+        stage_input=stage_input,
         run_id=int(run_id) if run_id else None,
-        previews=PreviewCache(cat.work_dir / "previews", cfg.review),
+        previews=previews,
+        prefetch=Prefetcher(
+            previews, lambda: upcoming_images(unlocked, stage_input, PREFETCH_AHEAD)
+        ),
         limiter=LoginLimiter(cfg.review.login_attempts, cfg.review.login_window_s),
         keeper=InstanceKeeper(cat),
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from db.errors import CatalogError
 from review_app.settings import ReviewConfig
 
 
@@ -38,6 +41,7 @@ class PreviewCache:
         self._memory: OrderedDict[str, Preview] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._building: dict[str, threading.Event] = {}  # image_id -> set when its build ends
 
     def get(self, image_id: str, path: str) -> Preview:
         with self._lock:
@@ -45,15 +49,33 @@ class PreviewCache:
             if hit is not None:
                 self._memory.move_to_end(image_id)
                 return hit
-        preview = self._load(image_id) or self._build(image_id, path)
-        with self._lock:
-            if image_id not in self._memory and preview.nbytes <= self.max_bytes:
-                self._memory[image_id] = preview
-                self._bytes += preview.nbytes
-                while self._bytes > self.max_bytes:
-                    _, old = self._memory.popitem(last=False)
-                    self._bytes -= old.nbytes
+            building = self._building.get(image_id)
+            if building is None:
+                self._building[image_id] = done = threading.Event()
+        if building is not None:  # another thread (the prefetcher) is on it: wait, then read
+            building.wait()
+            return self.get(image_id, path)
+        try:
+            preview = self._load(image_id) or self._build(image_id, path)
+            with self._lock:
+                if image_id not in self._memory and preview.nbytes <= self.max_bytes:
+                    self._memory[image_id] = preview
+                    self._bytes += preview.nbytes
+                    while self._bytes > self.max_bytes:
+                        _, old = self._memory.popitem(last=False)
+                        self._bytes -= old.nbytes
+        finally:
+            with self._lock:
+                del self._building[image_id]
+            done.set()
         return preview
+
+    def has(self, image_id: str) -> bool:
+        """Whether the preview is in memory or on disk already (size.txt is written last)."""
+        with self._lock:
+            if image_id in self._memory:
+                return True
+        return self._dir(image_id).joinpath("size.txt").exists()
 
     def prepare(self, items: list[tuple[str, str]], workers: int = 2) -> int:
         """Build disk previews for (image_id, path) pairs lacking one; returns the count."""
@@ -107,6 +129,50 @@ class PreviewCache:
             tmp.write_bytes(data)
             os.replace(tmp, folder / name)
         return preview
+
+
+class Prefetcher:
+    """Builds the previews of the images the queue hands out next in one background thread, so a
+    click rarely waits for a build (about 100 ms for a 3 MP photo on the 2-core machine, 350 ms
+    for 12 MP; `hfaid review --prepare` builds them all before serving instead)."""
+
+    def __init__(
+        self,
+        cache: PreviewCache,
+        upcoming: Callable[[], list[tuple[str, str]]],
+        min_interval_s: float = 0.5,
+    ) -> None:
+        self.cache, self._upcoming, self.min_interval_s = cache, upcoming, min_interval_s
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        """An image was handed out: top up the ones ahead (at most every `min_interval_s`)."""
+        self._wake.set()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="hfaid-preview-prefetch"
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                items = self._upcoming()
+            except CatalogError:  # locked by another process: the next poke tries again
+                items = []
+            for image_id, path in items:
+                if self.cache.has(image_id):
+                    continue
+                try:
+                    self.cache.get(image_id, path)
+                except Exception:  # best effort: the click path builds it again and reports errors
+                    continue
+            time.sleep(self.min_interval_s)
 
 
 def crop_boxes(img: Image.Image, size: int, count: int) -> list[tuple[int, int, int, int]]:

@@ -7,11 +7,11 @@ import streamlit as st
 from db.review import (
     REASONS,
     ReviewError,
-    claim_next,
-    image_info,
-    record_vote,
-    reviewer_progress,
+    ReviewView,
+    Vote,
+    review_view,
     undo_last_vote,
+    vote_and_next,
 )
 from review_app.context import context, require_user
 
@@ -54,16 +54,26 @@ def _vote(image_id: str, decision: str) -> None:
             "That image is no longer on your screen; vote ignored.",
         )
         return
-    reasons = [tag for tag, _ in REASONS if st.session_state.get(f"reason-{tag}-{image_id}")]
+    reasons = tuple(tag for tag, _ in REASONS if st.session_state.get(f"reason-{tag}-{image_id}"))
     comment = st.session_state.get(f"comment-{image_id}", "").strip()
     try:
-        status = record_vote(
-            ctx.catalog, image_id, user, decision, reasons, comment, run_id=ctx.run_id
+        # The vote and the next lease in one transaction; the page then renders from the view.
+        view = vote_and_next(
+            ctx.catalog,
+            user,
+            ctx.stage_input,
+            ctx.config.review.lease_s,
+            Vote(image_id, decision, reasons, comment),
+            run_id=ctx.run_id,
         )
-        st.session_state["flash"] = ("success", f"{decision.title()}ed {image_id[:12]} ({status}).")
     except ReviewError as exc:
         st.session_state["flash"] = ("error", str(exc))
-    st.session_state["current"] = None
+        st.session_state["current"] = None
+        return
+    done = f"{decision.title()}ed {image_id[:12]} ({view.status})."
+    st.session_state["flash"] = ("success", done)
+    _show(view)
+    ctx.prefetch.poke()
 
 
 def _undo() -> None:
@@ -79,17 +89,36 @@ def _undo() -> None:
         st.session_state["flash"] = ("error", str(exc))
 
 
+def _show(view: ReviewView) -> None:
+    # Kept per session: reruns that do not change the image (a reason ticked) read no catalog.
+    st.session_state["current"] = view.image_id
+    st.session_state["view"] = view
+
+
+def _view(ctx, user: str) -> ReviewView:
+    """This session's image and what the page shows about it; leases one if it has none."""
+    current = st.session_state.get("current")
+    view = st.session_state.get("view")
+    if not current:
+        view = vote_and_next(ctx.catalog, user, ctx.stage_input, ctx.config.review.lease_s)
+        _show(view)
+        ctx.prefetch.poke()
+    elif view is None or view.image_id != current:  # after an undo
+        view = review_view(ctx.catalog, user, ctx.stage_input, current)
+        _show(view)
+    return view
+
+
 def render() -> None:
     ctx = context()
     user, _ = require_user()
     cfg = ctx.config.review
-    if not st.session_state.get("current"):
-        st.session_state["current"] = claim_next(ctx.catalog, user, ctx.stage_input, cfg.lease_s)
-    image_id = st.session_state["current"]
+    view = _view(ctx, user)
+    image_id = view.image_id
     flash = st.session_state.pop("flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])
-    progress = reviewer_progress(ctx.catalog, user, ctx.stage_input)
+    progress = view.progress
     st.sidebar.markdown(
         f"**{user}**: {progress['votes']} votes ({progress['votes_24h']} in 24 h), "
         f"{progress['left']} images left for you"
@@ -98,7 +127,7 @@ def render() -> None:
     if image_id is None:
         st.success("Nothing left for you to review. Thank you!")
         return
-    info = image_info(ctx.catalog, image_id)
+    info = view.info
     if info is None:
         st.error(f"image {image_id[:12]} is no longer in the catalog")
         st.session_state["current"] = None

@@ -26,6 +26,7 @@ from db.catalog import Catalog
 from db.images import images_passing
 from db.review import (
     ReviewError,
+    Vote,
     adjudicate,
     adjudication_queue,
     agreement,
@@ -35,10 +36,13 @@ from db.review import (
     current_votes,
     disagreements,
     record_vote,
+    review_view,
     reviewer_progress,
     rule_violations,
     state_counts,
     undo_last_vote,
+    upcoming_images,
+    vote_and_next,
     vote_summary,
 )
 from db.warm import InstanceKeeper
@@ -244,6 +248,68 @@ def test_cohen_kappa_and_agreement(review_catalog):
     assert result["pairs"] == 4
     assert result["kappa"] == pytest.approx(0.5)  # po 0.75, pe 0.5
     assert result["per_reason"]["blur"] == pytest.approx(0.5)
+
+
+def test_vote_and_next_votes_and_leases_the_next_image_in_one_step(review_catalog):
+    cat = review_catalog
+    first = vote_and_next(cat, "alice", None, 300)
+    assert first.status is None and first.image_id == claim_next(cat, "alice", None, 300)
+    assert first.info["path"] and first.progress == reviewer_progress(cat, "alice", None)
+    step = vote_and_next(cat, "alice", None, 300, Vote(first.image_id, "reject", ("blur",), "x"))
+    assert step.status == "pending" and step.image_id not in (None, first.image_id)
+    assert step.progress["votes"] == 1 and step.info["image_id"] == step.image_id
+    assert [(v["image_id"], v["reasons"]) for v in current_votes(cat).to_pylist()] == [
+        (first.image_id, ["blur"])
+    ]
+    # bob is offered the image with one vote first; his vote completes it
+    bob = vote_and_next(cat, "bob", None, 300)
+    assert bob.image_id == first.image_id
+    assert vote_and_next(cat, "bob", None, 300, Vote(bob.image_id, "reject")).status == "rejected"
+    # a refused vote changes nothing: alice keeps her lease, no vote is stored
+    with pytest.raises(ReviewError, match="already voted"):
+        vote_and_next(cat, "alice", None, 300, Vote(first.image_id, "accept"))
+    assert claim_next(cat, "alice", None, 300) == step.image_id
+    assert current_votes(cat).num_rows == 2
+    view = review_view(cat, "alice", None, step.image_id)
+    assert (view.image_id, view.progress) == (step.image_id, step.progress)
+    assert rule_violations(cat) == []
+
+
+def test_upcoming_images_are_the_unvoted_unleased_ones_in_claim_order(review_catalog):
+    cat = review_catalog
+    images = sorted(ids(cat))
+    assert [i for i, _ in upcoming_images(cat, None, 3)] == images[:3]
+    record_vote(cat, images[0], "alice", "accept")
+    leased = claim_next(cat, "bob", None, 300)  # the one-vote image first
+    assert leased == images[0]
+    held = claim_next(cat, "carol", None, 300)  # then the first unvoted one
+    assert [i for i, _ in upcoming_images(cat, None, 8)] == [i for i in images if i not in
+                                                            (images[0], held)]
+    assert all(path for _, path in upcoming_images(cat, None, 8))
+
+
+def test_concurrent_vote_and_next_sessions_never_break_the_rule(review_catalog):
+    """Sessions voting through the page's one-transaction path on whatever they are leased."""
+    cat = review_catalog
+    names = ["alice", "bob", "carol", "root", "boss"]
+    barrier = threading.Barrier(len(names))
+    cast: list[str] = []
+
+    def session(name: str) -> None:
+        barrier.wait()
+        view = vote_and_next(cat, name, None, 300)
+        while view.image_id is not None:
+            decision = "accept" if hash((name, view.image_id)) % 2 else "reject"
+            view = vote_and_next(cat, name, None, 300, Vote(view.image_id, decision))
+            cast.append(name)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cast) == 2 * len(ids(cat)) == current_votes(cat).num_rows
+    assert rule_violations(cat) == []
 
 
 def test_concurrent_sessions_never_break_the_rule(review_catalog):

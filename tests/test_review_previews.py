@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 from PIL import Image
 
-from review_app.previews import PreviewCache, crop_boxes
+from review_app.previews import Prefetcher, PreviewCache, crop_boxes
 from review_app.settings import ReviewConfig
 from tests.conftest import write_photo_pool
 
@@ -41,3 +42,17 @@ def test_memory_cache_is_bounded(tmp_path):
         assert cache.memory_bytes <= cache.max_bytes
     assert 0 < len(cache._memory) < 6
     assert cache.prepare([(f"{i:064x}", str(p)) for i, p in enumerate(paths)]) == 0  # all on disk
+
+
+def test_prefetcher_builds_the_upcoming_previews_in_the_background(tmp_path):
+    paths = write_photo_pool(tmp_path / "pool", 4, size=(640, 480))
+    items = [(f"{i:064x}", str(p)) for i, p in enumerate(paths)]
+    items.append(("f" * 64, str(tmp_path / "missing.jpg")))  # unreadable: skipped, not fatal
+    cache = PreviewCache(tmp_path / "previews", ReviewConfig(crops=1))
+    Prefetcher(cache, lambda: items, min_interval_s=0).poke()
+    deadline = time.monotonic() + 60
+    while not all(cache.has(i) for i, _ in items[:4]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(cache.has(i) for i, _ in items[:4]) and not cache.has("f" * 64)
+    # a click's get() now reads the built preview (the path is not opened again)
+    assert cache.get(items[0][0], "/nonexistent").width == 640
