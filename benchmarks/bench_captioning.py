@@ -74,7 +74,9 @@ def measure(worker: CaptionWorker, paths: list[Path], reps: int = 2) -> dict[str
 
 
 def run(folder: Path, paths: list[Path], device: str, dtype: str, batches: list[int],
-        gen: GenerationSettings) -> list[dict]:
+        gen: GenerationSettings, per_batch: int = 0, reps: int = 2) -> list[dict]:
+    """One row per batch size; per_batch > 0 times batch x per_batch images (at least 8), so
+    slow small batches do not take the whole time budget."""
     rows = []
     worker = None
     for batch in batches:
@@ -84,7 +86,8 @@ def run(folder: Path, paths: list[Path], device: str, dtype: str, batches: list[
         else:  # reuse the loaded model; only the batch size changes
             worker.spec = spec
         try:
-            rows.append({"device": device, **measure(worker, paths)})
+            subset = paths[: max(8, batch * per_batch)] if per_batch else paths
+            rows.append({"device": device, **measure(worker, subset, reps)})
         except RuntimeError as exc:  # out of memory at a large batch ends the sweep
             print(f"batch {batch}: {str(exc).splitlines()[0]}", file=sys.stderr)
             break
@@ -114,11 +117,13 @@ def main() -> None:
         gen = GenerationSettings(num_beams=1, max_new_tokens=16 if args.small else 32)
         results += run(tiny, paths, "cpu", "float32", [1, 4, 12], gen)
     if not args.cpu_only and torch.cuda.is_available():
-        count = 64 if args.small else 256
-        paths = write_photo_pool(work / "gpu", count, size=(1600, 1200), quality=92)
+        batches = [1, 8] if args.small else [1, 8, 16, 32]
+        paths = write_photo_pool(work / "gpu", 4 * batches[-1], size=(1600, 1200), quality=92)
         large = build_random_florence2(work / "large", shape="large")
+        # Florence-2's 3 beams; 128 new tokens, about a real detailed caption's length (random
+        # weights never stop early, so every image costs the full 128 steps).
         gen = GenerationSettings(num_beams=3, max_new_tokens=128)
-        results += run(large, paths, "cuda", "auto", [1, 4, 8, 16, 32], gen)
+        results += run(large, paths, "cuda", "auto", batches, gen, per_batch=4, reps=1)
     elif not args.cpu_only:
         print("no CUDA device: GPU rows not measured", file=sys.stderr)
     print("\n| device | batch | images | end-to-end img/s | generate-only img/s | "

@@ -1,12 +1,13 @@
 """Scorers on CPU: the batched runner vs pyiqa's per-image call, and end-to-end vs model-only.
 
-Usage: .venv/bin/python benchmarks/bench_scorers.py [--small] [--images N]
+Usage: .venv/bin/python benchmarks/bench_scorers.py [--small] [--images N] [--metrics a,b]
 
 Both sides load the same random-weight checkpoint files (written here, in each model's real
-file layout) and score the same JPEGs; model build time is excluded on both sides. The
-"runner" side is curation.score.ScoreWorker.process (DataLoader decode workers, size buckets,
-batches); the "pyiqa" side is `pyiqa.create_metric(name, pretrained_model_path=...)` called on
-one file path at a time, which is how pyiqa is used per image.
+file layout and real size; tiny models with --small) and score the same JPEGs; model build time
+is excluded on both sides. The "runner" side is curation.score.ScoreWorker.process (DataLoader
+decode workers, size buckets, each metric's declared batch size for the device unless --batch);
+the "pyiqa" side is `pyiqa.create_metric(name, pretrained_model_path=...)` called on one file
+path at a time, which is how pyiqa is used per image.
 """
 
 from __future__ import annotations
@@ -32,19 +33,6 @@ from curation.scorers import random_weights as rw  # noqa: E402
 from curation.scorers.compat import timm_without_download  # noqa: E402
 from curation.scorers.inputs import load_for_policy  # noqa: E402
 
-# MANIQA's real ViT-B/8 runs 20 crops x 785 tokens per image (minutes per image on 2 shared
-# cores), so the benchmark keeps MANIQA's structure with a ViT-Tiny-width backbone; MUSIQ is
-# full size unless --small.
-BENCH_ARCH = {
-    "maniqa": {
-        "embed_dim": 192,
-        "dim_mlp": 192,
-        "num_heads": [4, 4],
-        "depths": [2, 2],
-        "backbone": {"embed_dim": 192, "depth": 10, "num_heads": 3},
-    },
-    "musiq": {},
-}
 SIZES = [(512, 384), (384, 512), (640, 480)]
 
 
@@ -124,8 +112,9 @@ def bench_metric(
     )
     worker = ScoreWorker(settings)
     table = items_table(paths, metric)
-    worker.process(table.slice(0, 2))  # warm-up; starts the persistent decode workers
+    worker.process(table.slice(0, 1))  # warm-up; starts the persistent decode workers
     scorer = worker.scorers[metric]
+    batch = worker.batch_size([scorer])  # 0 = the metric's declared batch size on CPU
     # model-only: the same size-bucketed batches, decoded beforehand, straight into the scorer
     tensors = [load_for_policy(str(p), scorer.input_policy) for p in paths]
     by_shape: dict[tuple, list[torch.Tensor]] = {}
@@ -177,9 +166,11 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="tiny models, few small images")
     parser.add_argument("--images", type=int, default=0)
     parser.add_argument("--metrics", default="niqe,musiq,maniqa")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--decode-workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=0, help="0 = each metric's CPU default")
+    parser.add_argument("--decode-workers", type=int, default=ScoreSettings.decode_workers)
     parser.add_argument("--rounds", type=int, default=3)
+    # Full-size MANIQA (ViT-B/8 on 20 crops of 224 px) takes ~40 s per image on 2 cores.
+    parser.add_argument("--maniqa-images", type=int, default=2, help="images for maniqa")
     args = parser.parse_args()
     count = args.images or (8 if args.small else 24)
     sizes = [(320, 240), (240, 320)] if args.small else SIZES
@@ -190,13 +181,14 @@ def main() -> None:
         weights = tmp / "weights"
         results = []
         for metric in args.metrics.split(","):
-            arch = rw.TINY_ARCH.get(metric, {}) if args.small else BENCH_ARCH.get(metric, {})
+            arch = rw.TINY_ARCH.get(metric, {}) if args.small else {}
             if metric == "musiq":
                 rw.write_musiq(weights, arch)
             elif metric == "maniqa":
                 rw.write_maniqa(weights, arch)
+            chosen = paths if args.small or metric != "maniqa" else paths[: args.maniqa_images]
             row = bench_metric(
-                metric, paths, weights, arch, args.batch, args.decode_workers, tmp, args.rounds
+                metric, chosen, weights, arch, args.batch, args.decode_workers, tmp, args.rounds
             )
             results.append(row)
             print(
@@ -204,14 +196,14 @@ def main() -> None:
                 flush=True,
             )
     print(
-        "\n| metric | images | pyiqa per-image img/s | runner img/s | speed-up | model-only img/s "
-        "| e2e / model-only | max rel diff |"
+        "\n| metric | images | batch | pyiqa per-image img/s | runner img/s | speed-up "
+        "| model-only img/s | e2e / model-only | max rel diff |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['metric']} | {r['images']} | {r['pyiqa_per_image_ips']:.2f} | "
-            f"{r['runner_ips']:.2f} | {r['speedup_vs_pyiqa']:.2f}x | {r['model_only_ips']:.2f} | "
+            f"| {r['metric']} | {r['images']} | {r['batch']} | {r['pyiqa_per_image_ips']:.3g} | "
+            f"{r['runner_ips']:.3g} | {r['speedup_vs_pyiqa']:.2f}x | {r['model_only_ips']:.3g} | "
             f"{r['e2e_over_model_only']:.2f} | {r['max_rel_diff_vs_pyiqa']:.1e} |"
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,8 @@ from captioning.settings import CaptionConfig
 from curation.runner import JobStats, ShardJob, run_job
 from db.captions import RESULT_SCHEMA, flagged_to_recaption, images_to_caption, merge_caption_files
 from db.catalog import Catalog
+
+DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -82,25 +85,31 @@ class CaptionWorker:
         size = max(1, self.spec.batch_size)
         batches = [rows[i : i + size] for i in range(0, len(rows), size)]
         out: list[dict[str, Any]] = []
-        # One helper thread decodes and preprocesses batch i+1 while batch i generates.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead = pool.submit(self._prepare, captioner, batches[0]) if batches else None
+        # One helper thread prepares batch i+1 while batch i generates; its images are decoded
+        # by a few more threads (Pillow releases the GIL while decoding), so a large batch of
+        # big JPEGs is ready before a fast GPU finishes the current one.
+        decode_threads = min(DECODE_THREADS, size)
+        with ThreadPoolExecutor(max_workers=1) as pool, \
+                ThreadPoolExecutor(max_workers=decode_threads) as decoder:
+            prepare = partial(self._prepare, captioner, decoder=decoder)
+            ahead = pool.submit(prepare, batches[0]) if batches else None
             for i in range(len(batches)):
                 prepared = ahead.result()
                 if i + 1 < len(batches):
-                    ahead = pool.submit(self._prepare, captioner, batches[i + 1])
+                    ahead = pool.submit(prepare, batches[i + 1])
                 out.extend(self._generate(captioner, *prepared))
         return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
 
-    def _prepare(self, captioner: Captioner, batch: list[dict]) -> tuple:
+    def _prepare(self, captioner: Captioner, batch: list[dict],
+                 decoder: ThreadPoolExecutor) -> tuple:
         ok, images, failed = [], [], []
-        for row in batch:
-            try:
-                images.append(load_rgb(row["path"]))
-                ok.append(row)
-            except Exception as exc:  # any decoder complaint is this image's error, not the job's
+        for row, image in zip(batch, decoder.map(_load, [r["path"] for r in batch]), strict=True):
+            if isinstance(image, Exception):  # a decoder complaint is this image's error
                 failed.append(self._row(row, status="error", reason="image_unreadable",
-                                        detail=_one_line(exc)))
+                                        detail=_one_line(image)))
+            else:
+                images.append(image)
+                ok.append(row)
         inputs = None
         if images:
             try:
@@ -148,6 +157,14 @@ class CaptionWorker:
         }
         base.update(values)
         return base
+
+
+def _load(path: str) -> Any:
+    """The decoded image, or the exception that decoding raised (kept as a per-image error)."""
+    try:
+        return load_rgb(path)
+    except Exception as exc:
+        return exc
 
 
 def _one_line(exc: Exception) -> str:

@@ -34,7 +34,7 @@ class ScoreSettings:
     device: str = "cpu"
     dtype: str | None = None  # None/"auto": float32 on CPU, half where declared safe on GPU
     weights_dir: str | None = None
-    batch_size: int = 0  # 0 = each metric's declared default
+    batch_size: int = 0  # 0 = each metric's declared default for the device (ScorerSpec)
     decode_workers: int = 2  # DataLoader processes decoding images next to the model
     threads: int = 0  # torch intra-op threads per worker process (0 = torch's default)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides
@@ -84,8 +84,27 @@ class _ShardBatches:
         return len(self.batches)
 
 
-def _keep_list(batch: list) -> list:
-    return batch
+@dataclass
+class _Decoded:
+    """One decoded batch: per-image failures, and equal-shape images stacked in one tensor."""
+
+    failures: list[tuple[int, str, str]]
+    groups: list[tuple[list[int], torch.Tensor]]
+
+
+def _stack_by_shape(items: list[tuple[int, torch.Tensor | None, str, str]]) -> _Decoded:
+    """The DataLoader's collate: runs in the decode worker, so the model's process receives one
+    stacked tensor per shape instead of stacking dozens of images itself between batches.
+    Catalog sizes can be stale, hence grouping by the real decoded shape."""
+    failures: list[tuple[int, str, str]] = []
+    by_shape: dict[tuple, list[tuple[int, torch.Tensor]]] = defaultdict(list)
+    for index, tensor, reason, detail in items:
+        if tensor is None:
+            failures.append((index, reason, detail))
+        else:
+            by_shape[tuple(tensor.shape)].append((index, tensor))
+    groups = [([i for i, _ in m], torch.stack([t for _, t in m])) for m in by_shape.values()]
+    return _Decoded(failures, groups)
 
 
 def size_buckets(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
@@ -135,18 +154,20 @@ class ScoreWorker:
                 _Decode(policy),
                 batch_sampler=sampler,
                 num_workers=workers,
-                collate_fn=_keep_list,
+                collate_fn=_stack_by_shape,
                 persistent_workers=workers > 0,
                 prefetch_factor=4 if workers > 0 else None,
-                pin_memory=self.settings.device.startswith("cuda"),
+                # No pin_memory: the per-image tensors are stacked afterwards, so pinning each
+                # one would only add a copy.
             )
             self.loaders[policy] = (loader, sampler)
         return self.loaders[policy]
 
-    def _batch_size(self, scorers: list[Scorer]) -> int:
+    def batch_size(self, scorers: list[Scorer]) -> int:
+        """--batch-size if set, else the smallest declared batch for this device."""
         if self.settings.batch_size > 0:
             return self.settings.batch_size
-        return min(s.spec.default_batch_size for s in scorers)
+        return min(s.spec.batch_size(s.device.type) for s in scorers)
 
     def process(self, items: pa.Table) -> pa.Table:
         rows = items.to_pylist()
@@ -163,55 +184,54 @@ class ScoreWorker:
             loader, sampler = self._loader(policy)
             sampler.batches = [
                 [(i, todo[i]["path"]) for i in batch]
-                for batch in size_buckets(shapes, self._batch_size(scorers))
+                for batch in size_buckets(shapes, self.batch_size(scorers))
             ]
             for decoded in loader:
                 self._score_decoded(decoded, todo, scorers, out)
         return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
 
     def _score_decoded(
-        self, decoded: list, todo: list[dict], scorers: list[Scorer], out: list[dict]
+        self, decoded: _Decoded, todo: list[dict], scorers: list[Scorer], out: list[dict]
     ) -> None:
-        by_shape: dict[tuple, list[tuple[int, torch.Tensor]]] = defaultdict(list)
-        for index, tensor, reason, detail in decoded:
-            if tensor is None:
-                for s in scorers:
-                    if s.name in todo[index]["missing"]:
-                        out.append(_row(todo[index], s, None, reason, detail))
-                continue
-            # Catalog sizes can be stale: regroup by the real decoded shape before stacking.
-            by_shape[tuple(tensor.shape)].append((index, tensor))
-        for shape, members in by_shape.items():
+        for index, reason, detail in decoded.failures:
             for s in scorers:
-                chosen = [(i, t) for i, t in members if s.name in todo[i]["missing"]]
+                if s.name in todo[index]["missing"]:
+                    out.append(_row(todo[index], s, None, reason, detail))
+        for indices, stacked in decoded.groups:
+            for s in scorers:
+                wanted = [k for k, i in enumerate(indices) if s.name in todo[i]["missing"]]
                 need = s.input_policy.min_side
-                if chosen and min(shape[1:]) < need:
-                    detail = f"{shape[2]}x{shape[1]} < {need}px side"
-                    out.extend(_row(todo[i], s, None, "too_small", detail) for i, _ in chosen)
-                elif chosen:
-                    self._score(s, chosen, todo, out)
+                if wanted and min(stacked.shape[2:]) < need:
+                    detail = f"{stacked.shape[3]}x{stacked.shape[2]} < {need}px side"
+                    out.extend(
+                        _row(todo[indices[k]], s, None, "too_small", detail) for k in wanted
+                    )
+                elif wanted:
+                    batch = stacked if len(wanted) == len(indices) else stacked[wanted]
+                    self._score(s, [indices[k] for k in wanted], batch, todo, out)
 
     def _score(
         self,
         scorer: Scorer,
-        chosen: list[tuple[int, torch.Tensor]],
+        indices: list[int],
+        batch: torch.Tensor,
         todo: list[dict],
         out: list[dict],
     ) -> None:
-        if not scorer.spec.batchable and len(chosen) > 1:
-            for one in chosen:
-                self._score(scorer, [one], todo, out)
+        if not scorer.spec.batchable and len(indices) > 1:
+            for k, index in enumerate(indices):
+                self._score(scorer, [index], batch[k : k + 1], todo, out)
             return
         try:
-            values = scorer.score(torch.stack([t for _, t in chosen]))
+            values = scorer.score(batch)
         except Exception as exc:
-            if len(chosen) > 1:  # find the one image that breaks the batch
-                for one in chosen:
-                    self._score(scorer, [one], todo, out)
+            if len(indices) > 1:  # find the one image that breaks the batch
+                for k, index in enumerate(indices):
+                    self._score(scorer, [index], batch[k : k + 1], todo, out)
                 return
             out.append(
                 _row(
-                    todo[chosen[0][0]],
+                    todo[indices[0]],
                     scorer,
                     None,
                     "score_failed",
@@ -219,7 +239,7 @@ class ScoreWorker:
                 )
             )
             return
-        for (index, _), value in zip(chosen, values, strict=True):
+        for index, value in zip(indices, values, strict=True):
             if math.isfinite(value):
                 out.append(_row(todo[index], scorer, value, "", ""))
             else:

@@ -129,3 +129,51 @@ def test_missing_weights_name_the_file_and_the_fetch_command(tmp_path):
 def test_half_precision_is_refused_on_cpu():
     with pytest.raises(HfaidError, match="half precision"):
         create_scorer("musiq", device="cpu", dtype="float16")
+
+
+def test_niqe_fast_gaussian_filter_matches_pyiqa_calculate_niqe():
+    from pyiqa.archs.niqe_arch import calculate_niqe
+
+    from curation.scorers.classical import niqe_params
+
+    scorer = create_scorer("niqe", device="cpu")
+    mu, cov = niqe_params()
+    torch.manual_seed(2)
+    images = [load_for_policy(str(p), scorer.input_policy) for p in calibration_images()[:2]]
+    images.append((torch.rand(3, 211, 333) * 255).to(torch.uint8))  # partial 96px blocks
+    for image in images:
+        x = image[None].float() / 255
+        ours = scorer.score(image[None])[0]
+        # float64 sums in another order: equal to ~1e-13, far below any meaningful digit
+        assert ours == pytest.approx(calculate_niqe(x, 0, True, "yiq", mu, cov).item(), rel=1e-9)
+
+
+def test_maniqa_skips_the_vit_blocks_it_never_reads(tmp_path):
+    from pyiqa.archs.maniqa_arch import MANIQA
+
+    from curation.scorers.compat import timm_without_download
+    from curation.scorers.pyiqa_models import MANIQA_FILE, load_checkpoint
+
+    arch = {**rw.TINY_ARCH["maniqa"]}
+    arch["backbone"] = {**arch["backbone"], "depth": 12}  # ViT-B/8's real depth
+    rw.write_maniqa(tmp_path, arch)
+    scorer = create_scorer("maniqa", device="cpu", weights_dir=tmp_path, arch=arch)
+    assert len(scorer.built.module.vit.blocks) == 10
+    backbone = arch.pop("backbone")
+    with timm_without_download(**backbone):
+        reference = MANIQA(train_dataset="koniq", scale=0.8, pretrained=False, **arch)
+    load_checkpoint(reference, tmp_path / "maniqa" / MANIQA_FILE)
+    torch.manual_seed(3)
+    batch = torch.rand(2, 3, 240, 256)
+    with torch.inference_mode():
+        expected = reference.eval()(batch).reshape(-1).tolist()
+    assert scorer.score(batch) == expected
+
+
+def test_batch_sizes_are_declared_per_device():
+    from curation.scorers import get_scorer_spec
+
+    for name in ("niqe", "brisque", "musiq", "maniqa"):  # batch 1 measured fastest on CPU
+        assert get_scorer_spec(name).batch_size("cpu") == 1
+    for spec in list_scorers():
+        assert spec.batch_size("cuda") == spec.default_batch_size

@@ -33,7 +33,7 @@ def get_scorer_spec(name: str) -> ScorerSpec:
 
 
 class Scorer:
-    """A built metric: `score(batch)` maps (N,3,H,W) floats in [0,1] to N Python floats."""
+    """A built metric: `score(batch)` maps (N,3,H,W) uint8 or [0,1] floats to N Python floats."""
 
     def __init__(
         self,
@@ -60,7 +60,12 @@ class Scorer:
         return self.spec.input_policy
 
     def score(self, batch: torch.Tensor) -> list[float]:
-        x = batch.to(self.device, non_blocking=True).to(self.dtype)
+        """Scores for a batch of uint8 images (as decoded) or floats already in [0, 1]."""
+        x = batch.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            # float32 first, like ToTensor: the same [0, 1] values whatever the compute dtype.
+            x = x.to(torch.float32).div_(255.0)
+        x = x.to(self.dtype)
         with torch.inference_mode():
             out = self.built.forward(x)
         return [float(v) for v in out.reshape(-1).double().cpu().tolist()]

@@ -75,8 +75,18 @@ class ScorerSpec:
     devices: tuple[str, ...] = ("cpu", "cuda")
     compute_dtype: str = "float32"  # "float64" for classical metrics (MATLAB parity)
     half_ok: bool = False  # fp16/bf16 on GPU changes calibration scores negligibly
-    default_batch_size: int = 8
+    default_batch_size: int = 8  # on a GPU, where a batch fills the device
+    # On CPU, batch 1 was as fast or faster per image for everything but CNNs (2-core machine,
+    # docs/BENCHMARKS.md): GEMMs already use all cores at batch 1, and bigger batches only add
+    # cache misses. None = default_batch_size.
+    cpu_batch_size: int | None = None
     supported_options: tuple[str, ...] = ()  # run options it accepts (e.g. "quantize")
+
+    def batch_size(self, device_type: str) -> int:
+        """The declared batch size for a device type ("cpu", "cuda")."""
+        if device_type == "cpu" and self.cpu_batch_size is not None:
+            return self.cpu_batch_size
+        return self.default_batch_size
 
     def library_version(self) -> str:
         try:

@@ -29,7 +29,11 @@ def decode_rgb(path: str) -> Image.Image:
 
 
 def apply_policy(img: Image.Image, policy: InputPolicy) -> torch.Tensor:
-    """(3, H, W) float32 in [0, 1], following the policy (min_side is checked by the caller)."""
+    """(3, H, W) uint8, following the policy (min_side is checked by the caller).
+
+    uint8, not float: a quarter of the bytes through DataLoader worker pipes, batch stacking
+    and the host-to-GPU copy; `Scorer.score` scales to [0, 1] on the model's device.
+    """
     if policy.mode == "pad_square":
         side = max(img.size)
         canvas = Image.new("RGB", (side, side), tuple(policy.fill))
@@ -41,8 +45,8 @@ def apply_policy(img: Image.Image, policy: InputPolicy) -> torch.Tensor:
         ratio = policy.max_side / max(img.size)
         size = (max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio)))
         img = img.resize(size, Image.Resampling.BICUBIC)
-    array = np.asarray(img, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    # One copy, HWC -> CHW, into a writable array (Pillow's buffer view is read-only).
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy())
 
 
 def check_min_side(width: int, height: int, policy: InputPolicy) -> None:

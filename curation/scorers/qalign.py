@@ -76,7 +76,7 @@ def load_mplug_owl2(
     folder: Path, device: torch.device, dtype: torch.dtype, quantize: str | None = None
 ) -> Any:
     """mPLUG-Owl2 from a local folder through pyiqa's vendored code, never the hub."""
-    key = (str(folder), str(device), str(dtype), quantize)
+    key = _model_key(folder, device, dtype, quantize)
     with _LOCK:
         if key in _MODELS:
             return _MODELS[key]
@@ -113,6 +113,17 @@ def load_mplug_owl2(
         model.eval()
         _MODELS[key] = model
         return model
+
+
+def _model_key(folder: Path, device: torch.device, dtype: torch.dtype, quantize: str | None):
+    return (str(folder), str(device), str(dtype), quantize)
+
+
+def adopt_model(folder: Path, device: torch.device, dtype: torch.dtype, model: Any) -> None:
+    """Use an already built model for `folder` (benchmarks build a full-size random one)."""
+    _patch_for_transformers5()
+    with _LOCK:
+        _MODELS[_model_key(folder, device, dtype, None)] = model.eval()
 
 
 def prompt_ids(model: Any, task: str) -> torch.Tensor:

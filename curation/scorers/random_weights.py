@@ -43,41 +43,56 @@ def write_maniqa(folder: Path, arch: dict[str, Any] | None = None, seed: int = 0
     return _save({"params": net.state_dict()}, folder / "maniqa" / pyiqa_models.MANIQA_FILE)
 
 
-def tiny_clip(seed: int = 0) -> torch.nn.Module:
-    """An RN50-layout CLIP (ModifiedResNet + text transformer) with tiny widths."""
+# OpenAI CLIP RN50's real shape (what clip.model.build_model reads off RN50.pt), and a tiny one.
+CLIP_RN50 = {
+    "embed_dim": 1024,
+    "image_resolution": 224,
+    "vision_layers": (3, 4, 6, 3),
+    "vision_width": 64,
+    "transformer_width": 512,
+    "transformer_heads": 8,
+    "transformer_layers": 12,
+}
+CLIP_TINY = {
+    "embed_dim": 32,
+    "image_resolution": 64,
+    "vision_layers": (1, 1, 1, 1),
+    "vision_width": 8,
+    "transformer_width": 64,
+    "transformer_heads": 1,
+    "transformer_layers": 1,
+}
+
+
+def random_clip(seed: int = 0, real_size: bool = False) -> torch.nn.Module:
+    """An RN50-layout CLIP (ModifiedResNet + text transformer), tiny unless real_size."""
     install_import_shims()
     from pyiqa.archs.clip_model import CLIP
 
     torch.manual_seed(seed)
-    model = CLIP(
-        embed_dim=32,
-        image_resolution=64,
-        vision_layers=(1, 1, 1, 1),
-        vision_width=8,
-        vision_patch_size=None,
-        context_length=77,
-        vocab_size=49408,
-        transformer_width=64,
-        transformer_heads=1,
-        transformer_layers=1,
-    )
+    shape = CLIP_RN50 if real_size else CLIP_TINY
+    model = CLIP(vision_patch_size=None, context_length=77, vocab_size=49408, **shape)
     return model.eval()
 
 
-def write_clipiqa(folder: Path, plus: bool = False, seed: int = 0) -> Path:
+def write_clipiqa(
+    folder: Path, plus: bool = False, seed: int = 0, real_size: bool = False
+) -> Path:
     name = "clipiqa+" if plus else "clipiqa"
     # OpenAI ships RN50.pt as a TorchScript archive, and pyiqa's loader only reads state dicts
     # from such archives correctly; trace one so the file has the real format.
-    model = tiny_clip(seed)
+    model = random_clip(seed, real_size)
+    side = model.visual.input_resolution
     path = folder / name / pyiqa_models.CLIP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     traced = torch.jit.trace_module(
-        model, {"encode_image": (torch.rand(1, 3, 64, 64), torch.tensor(True))}
+        model, {"encode_image": (torch.rand(1, 3, side, side), torch.tensor(True))}
     )
     traced.save(str(path))
     if plus:
         torch.manual_seed(seed + 1)
-        _save(torch.randn(16, 64) * 0.02, folder / name / pyiqa_models.CLIPIQA_PLUS_FILE)
+        width = model.transformer.width
+        _save(torch.randn(16, width) * 0.02, folder / name / pyiqa_models.CLIPIQA_PLUS_FILE)
     return path
 
 
@@ -88,7 +103,6 @@ def write_qalign(folder: Path, seed: int = 0) -> Path:
     from transformers import CLIPImageProcessor
 
     install_import_shims()
-    from pyiqa.archs.q_align import modeling_mplug_owl2 as owl
     from pyiqa.archs.q_align.configuration_mplug_owl2 import (
         MPLUGOwl2Config,
         MplugOwlVisionConfig,
@@ -148,18 +162,45 @@ def write_qalign(folder: Path, seed: int = 0) -> Path:
         max_position_embeddings=512,
     )
     torch.manual_seed(seed)
-    loader = qalign._LocalName
-    saved = owl.LlamaTokenizer, owl.CLIPImageProcessor
-    from transformers import LlamaTokenizer
+    _new_mplug_owl2(config, target).save_pretrained(target)
+    return target
 
-    owl.LlamaTokenizer = loader(LlamaTokenizer, target)
-    owl.CLIPImageProcessor = loader(CLIPImageProcessor, target)
+
+def adopt_full_size_qalign(folder: Path, device: torch.device, dtype: torch.dtype) -> Path:
+    """The real one-align architecture (mPLUG-Owl2: LLaMA-2-7B + ViT-L/14 at 448, pyiqa's
+    config defaults) with random weights, built on `device` and handed to the Q-Align loader's
+    cache, so scoring with weights_dir=folder uses it. For GPU throughput benchmarks: writing and
+    re-reading 16 GB would only time the disk (the loading path is tested with write_qalign).
+    """
+    from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
+
+    target = write_qalign(folder)  # tokenizer and processor files; config.json replaced below
+    config = MPLUGOwl2Config()
+    config.save_pretrained(target)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = _new_mplug_owl2(config, target)
+    # Tensors made from numpy in the constructor stay on the CPU; move everything, as the
+    # loader does after from_pretrained.
+    model = model.to(device, dtype)
+    qalign.adopt_model(target, device, dtype, model)
+    return target
+
+
+def _new_mplug_owl2(config: Any, folder: Path) -> torch.nn.Module:
+    """A randomly initialised mPLUG-Owl2; its constructor loads the tokenizer from `folder`."""
+    from transformers import CLIPImageProcessor, LlamaTokenizer
+
+    install_import_shims()
+    from pyiqa.archs.q_align import modeling_mplug_owl2 as owl
+
+    saved = owl.LlamaTokenizer, owl.CLIPImageProcessor
+    owl.LlamaTokenizer = qalign._LocalName(LlamaTokenizer, folder)
+    owl.CLIPImageProcessor = qalign._LocalName(CLIPImageProcessor, folder)
     try:
-        model = owl.MPLUGOwl2LlamaForCausalLM(config)
+        return owl.MPLUGOwl2LlamaForCausalLM(config)
     finally:
         owl.LlamaTokenizer, owl.CLIPImageProcessor = saved
-    model.save_pretrained(target)
-    return target
 
 
 def _save(obj: Any, path: Path) -> Path:
