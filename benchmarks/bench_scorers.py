@@ -65,18 +65,18 @@ def items_table(paths: list[Path], metric: str) -> pa.Table:
     )
 
 
-def pyiqa_metric(metric: str, weights: Path, arch: dict, tmp: Path):
+def pyiqa_metric(metric: str, weights: Path, arch: dict, tmp: Path, device: str = "cpu"):
     import pyiqa
 
     if metric == "niqe":
         mu, cov = classical.niqe_params()
         mat = tmp / "niqe.mat"
         scipy.io.savemat(mat, {"mu_prisparam": mu.numpy()[None], "cov_prisparam": cov.numpy()})
-        return pyiqa.create_metric("niqe", device="cpu", pretrained_model_path=str(mat))
+        return pyiqa.create_metric("niqe", device=device, pretrained_model_path=str(mat))
     if metric == "musiq":
         return pyiqa.create_metric(
             "musiq",
-            device="cpu",
+            device=device,
             pretrained_model_path=str(weights / "musiq" / pyiqa_models.MUSIQ_FILE),
             **arch,
         )
@@ -85,10 +85,18 @@ def pyiqa_metric(metric: str, weights: Path, arch: dict, tmp: Path):
     with timm_without_download(**backbone):  # pyiqa's MANIQA asks timm for pretrained weights
         return pyiqa.create_metric(
             "maniqa",
-            device="cpu",
+            device=device,
             pretrained_model_path=str(weights / "maniqa" / pyiqa_models.MANIQA_FILE),
             **arch,
         )
+
+
+def max_rel_diff(ours: pa.Table, paths: list[Path], theirs: list[float]) -> float:
+    """Largest relative difference between the runner's rows and pyiqa's per-path scores."""
+    ours_values = dict(zip(ours["image_id"].to_pylist(), ours["value"].to_pylist(), strict=True))
+    return max(
+        abs(ours_values[p.name] - v) / max(1e-9, abs(v)) for p, v in zip(paths, theirs, strict=True)
+    )
 
 
 def bench_metric(
@@ -141,10 +149,7 @@ def bench_metric(
         times["pyiqa"].append(time.perf_counter() - t)
     runner_s, model_s, pyiqa_s = (min(times[k]) for k in ("runner", "model", "pyiqa"))
 
-    ours_values = dict(zip(ours["image_id"].to_pylist(), ours["value"].to_pylist(), strict=True))
-    diff = max(
-        abs(ours_values[p.name] - v) / max(1e-9, abs(v)) for p, v in zip(paths, theirs, strict=True)
-    )
+    diff = max_rel_diff(ours, paths, theirs)
     n = len(paths)
     return {
         "metric": metric,

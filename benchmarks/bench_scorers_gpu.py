@@ -30,11 +30,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_scorers import items_table, make_pool  # noqa: E402
+from benchmarks.bench_scorers import (  # noqa: E402
+    items_table,
+    make_pool,
+    max_rel_diff,
+    pyiqa_metric,
+)
 from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
-from curation.scorers import classical, create_scorer, pyiqa_models  # noqa: E402
+from curation.scorers import create_scorer  # noqa: E402
 from curation.scorers import random_weights as rw  # noqa: E402
-from curation.scorers.compat import timm_without_download  # noqa: E402
 from curation.scorers.inputs import load_for_policy  # noqa: E402
 
 METRICS = ["qalign_aesthetic", "niqe", "brisque", "maniqa", "clipiqa", "clipiqa+", "musiq"]
@@ -108,22 +112,6 @@ def measure_metric(metric: str, paths: list[Path], weights: str) -> dict[str, fl
     }
 
 
-def pyiqa_per_image(metric: str, weights: Path, tmp: Path):
-    import pyiqa
-    import scipy.io
-
-    if metric == "niqe":
-        mu, cov = classical.niqe_params()
-        mat = tmp / "niqe.mat"
-        scipy.io.savemat(mat, {"mu_prisparam": mu.numpy()[None], "cov_prisparam": cov.numpy()})
-        return pyiqa.create_metric("niqe", device=DEVICE, pretrained_model_path=str(mat))
-    files = {"musiq": pyiqa_models.MUSIQ_FILE, "maniqa": pyiqa_models.MANIQA_FILE}
-    with timm_without_download():  # pyiqa's MANIQA asks timm for ImageNet weights
-        return pyiqa.create_metric(
-            metric, device=DEVICE, pretrained_model_path=str(weights / metric / files[metric])
-        )
-
-
 def against_pyiqa(metric: str, paths: list[Path], weights: Path, tmp: Path, rounds: int):
     """Goal 1 (runner / pyiqa per-image) and goal 2 (end-to-end / model-only), fp32 both."""
     batch = 16
@@ -133,7 +121,7 @@ def against_pyiqa(metric: str, paths: list[Path], weights: Path, tmp: Path, roun
     scorer = worker.scorers[metric]
     tensors = [load_for_policy(str(p), scorer.input_policy) for p in paths]
     batches = [torch.stack(tensors[i : i + batch]) for i in range(0, len(tensors), batch)]
-    theirs_metric = pyiqa_per_image(metric, weights, tmp)
+    theirs_metric = pyiqa_metric(metric, weights, {}, tmp, device=DEVICE)
     theirs_metric(str(paths[0]))
     best = {"runner": float("inf"), "model": float("inf"), "pyiqa": float("inf")}
     for _ in range(rounds):  # interleaved, best of each
@@ -147,10 +135,7 @@ def against_pyiqa(metric: str, paths: list[Path], weights: Path, tmp: Path, roun
             synced_seconds(lambda: [float(theirs_metric(str(p)).item()) for p in paths]),
         )
         theirs = synced_seconds.last
-    ours_by_id = dict(zip(ours["image_id"].to_pylist(), ours["value"].to_pylist(), strict=True))
-    diff = max(
-        abs(ours_by_id[p.name] - v) / max(1e-9, abs(v)) for p, v in zip(paths, theirs, strict=True)
-    )
+    diff = max_rel_diff(ours, paths, theirs)
     n = len(paths)
     return {
         "metric": metric,
