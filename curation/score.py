@@ -91,6 +91,23 @@ class _Decoded:
     failures: list[tuple[int, str, str]]
     groups: list[tuple[list[int], torch.Tensor]]
 
+    @staticmethod
+    def join(pieces: list[_Decoded], device: torch.device) -> _Decoded:
+        """Pieces of one model batch as one, each shape's images concatenated on `device`."""
+        failures = [f for piece in pieces for f in piece.failures]
+        by_shape: dict[tuple, list[tuple[list[int], torch.Tensor]]] = defaultdict(list)
+        for piece in pieces:
+            for indices, stacked in piece.groups:
+                by_shape[tuple(stacked.shape[1:])].append((indices, stacked))
+        groups = [
+            (
+                [i for indices, _ in parts for i in indices],
+                torch.cat([t.to(device, non_blocking=True) for _, t in parts]),
+            )
+            for parts in by_shape.values()
+        ]
+        return _Decoded(failures, groups)
+
 
 def _stack_by_shape(items: list[tuple[int, torch.Tensor | None, str, str]]) -> _Decoded:
     """The DataLoader's collate: runs in the decode worker, so the model's process receives one
@@ -105,6 +122,16 @@ def _stack_by_shape(items: list[tuple[int, torch.Tensor | None, str, str]]) -> _
             by_shape[tuple(tensor.shape)].append((index, tensor))
     groups = [([i for i, _ in m], torch.stack([t for _, t in m])) for m in by_shape.values()]
     return _Decoded(failures, groups)
+
+
+DECODE_PIECES = 4  # pieces per model batch, when there are workers to decode them in parallel
+
+
+def split_for_workers(batch: list[int], workers: int) -> list[list[int]]:
+    """A model batch in up to DECODE_PIECES near-equal pieces (whole, without workers)."""
+    parts = min(DECODE_PIECES, max(1, workers), len(batch))
+    size = -(-len(batch) // parts)
+    return [batch[i : i + size] for i in range(0, len(batch), size)]
 
 
 def size_buckets(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
@@ -182,12 +209,21 @@ class ScoreWorker:
                 for r in todo
             ]
             loader, sampler = self._loader(policy)
-            sampler.batches = [
-                [(i, todo[i]["path"]) for i in batch]
-                for batch in size_buckets(shapes, self.batch_size(scorers))
-            ]
-            for decoded in loader:
+            # Each model batch is decoded as a few pieces by different workers: the first batch
+            # of a shard is ready after one piece's decode instead of a whole batch's, and the
+            # pieces are joined on the model's device.
+            pieces_per_batch, sampler.batches = [], []
+            for batch in size_buckets(shapes, self.batch_size(scorers)):
+                pieces = split_for_workers(batch, self.settings.decode_workers)
+                pieces_per_batch.append(len(pieces))
+                sampler.batches += [[(i, todo[i]["path"]) for i in piece] for piece in pieces]
+            decoded_pieces = iter(loader)
+            device = scorers[0].device
+            for count in pieces_per_batch:
+                decoded = _Decoded.join([next(decoded_pieces) for _ in range(count)], device)
                 self._score_decoded(decoded, todo, scorers, out)
+            for _ in decoded_pieces:  # ends the epoch cleanly for the persistent workers
+                pass
         return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
 
     def _score_decoded(
