@@ -1,8 +1,11 @@
 """Stage 1 (decode check + measurements + pHash) vs a bare full PIL decode, side by side.
 
-Run: .venv/bin/python benchmarks/bench_stage1.py [--small]
+Run: .venv/bin/python benchmarks/bench_stage1.py [--small] [--repeats 3]
 Both sides read the same 2-4 MP JPEGs from the page cache with the same number of spawned
-processes; a third row times `hfaid clean`'s job end to end (runner + catalog merge + decide).
+processes; a third row times `hfaid clean`'s job end to end (worker start-up, runner, catalog
+merges, decide) at the default [runner] shard_size, a fourth the `hfaid clean` command in a
+subprocess (interpreter and CLI start-up, outcome write included). All four are interleaved
+per repeat and each reported as the median.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def _pool_time(fn, paths: list[str], workers: int) -> float:
     return elapsed
 
 
-def _end_to_end(paths: list[str], workers: int) -> float:
+def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
     from curation.clean import clean
     from curation.ingest import ingest
     from db.catalog import Catalog
@@ -71,29 +74,63 @@ def _end_to_end(paths: list[str], workers: int) -> float:
         migrate(cat)
         ingest(cat, [listing], [".jpg"], "path", 0, workers, 256)
         start = time.perf_counter()
-        stats, outcomes = clean(cat, CleanConfig(), 0, workers, 128)
+        stats, outcomes = clean(cat, CleanConfig(), 0, workers, shard_size)
         elapsed = time.perf_counter() - start
         assert stats.items == len(paths) and outcomes.num_rows == len(paths)
     return elapsed
 
 
+def _command(paths: list[str], workers: int, shard_size: int) -> float:
+    """Wall time of `hfaid clean` as a user runs it: a fresh interpreter, the CLI's imports,
+    spawned workers that import the CLI module too, the outcome write and the summary."""
+    import subprocess
+
+    from curation.ingest import ingest
+    from db.catalog import Catalog
+    from db.migrate import migrate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "paths.txt"
+        listing.write_text("\n".join(paths))
+        cat = Catalog(Path(tmp) / "bench.duckdb")
+        migrate(cat)
+        ingest(cat, [listing], [".jpg"], "path", 0, workers, 256)
+        config = Path(tmp) / "bench.toml"
+        config.write_text(f"[runner]\nworkers = {workers}\nshard_size = {shard_size}\n")
+        hfaid = Path(sys.executable).with_name("hfaid")
+        start = time.perf_counter()
+        subprocess.run(
+            [str(hfaid), "clean", "--catalog", str(cat.path), "--config", str(config)],
+            check=True,
+            capture_output=True,
+        )
+        elapsed = time.perf_counter() - start
+    return elapsed
+
+
 def main() -> None:
+    from curation.config import RunnerConfig
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=Path, default=Path("/work/bench-data/photos-2to4mp"))
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--shard-size", type=int, default=RunnerConfig().shard_size)
     parser.add_argument("--small", action="store_true", help="200 images, for a quick check")
     args = parser.parse_args()
     count = 200 if args.small else args.count
     paths = [str(p) for p in build_photo_pool(args.pool, count)]
     for p in paths:  # page cache: both sides then measure decoding, not the disk
         Path(p).read_bytes()
-    bare, stage1 = [], []
-    for _ in range(args.repeats):  # interleaved so drift on a shared machine hits both
+    bare, stage1, job, command = [], [], [], []
+    for _ in range(args.repeats):  # interleaved so drift on a shared machine hits all four
         bare.append(_pool_time(_bare_decode, paths, args.workers))
         stage1.append(_pool_time(_stage1, paths, args.workers))
-    b, s = statistics.median(bare), statistics.median(stage1)
+        job.append(_end_to_end(paths, args.workers, args.shard_size))
+        command.append(_command(paths, args.workers, args.shard_size))
+    b, s, e2e = statistics.median(bare), statistics.median(stage1), statistics.median(job)
+    cmd = statistics.median(command)
     report = {
         "images": count,
         "workers": args.workers,
@@ -103,13 +140,24 @@ def main() -> None:
         "stage1_s": round(s, 2),
         "stage1_images_per_s": round(count / s, 1),
         "speedup_vs_bare_decode": round(b / s, 2),
+        "shard_size": args.shard_size,
+        "hfaid_clean_job_s": round(e2e, 2),
+        "hfaid_clean_images_per_s": round(count / e2e, 1),
+        "job_speedup_vs_bare_decode": round(b / e2e, 2),
+        "hfaid_clean_command_s": round(cmd, 2),
+        "command_speedup_vs_bare_decode": round(b / cmd, 2),
+        "runs_s": {
+            "bare": _rounded(bare),
+            "stage1": _rounded(stage1),
+            "job": _rounded(job),
+            "command": _rounded(command),
+        },
     }
     print(json.dumps(report), flush=True)
-    e2e = _end_to_end(paths, args.workers)
-    report.update(
-        {"hfaid_clean_job_s": round(e2e, 2), "hfaid_clean_images_per_s": round(count / e2e, 1)}
-    )
-    print(json.dumps(report), flush=True)
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 2) for v in values]
 
 
 def _mean_megapixels(paths: list[str]) -> float:

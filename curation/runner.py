@@ -23,8 +23,6 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.progress import item_progress
-
 RESULT_SUFFIX = ".parquet"
 
 
@@ -71,14 +69,14 @@ def run_job(job: ShardJob) -> JobStats:
     started = time.perf_counter()
     results_dir, stats = recover_leftovers(job)
     pending = job.pending()
+    workers = job.workers or os.cpu_count() or 1
     shards = [
-        pending.slice(offset, job.shard_size)
-        for offset in range(0, pending.num_rows, job.shard_size)
+        pending.slice(offset, size)
+        for offset, size in plan_shards(pending.num_rows, job.shard_size, workers)
     ]
     stats.items = pending.num_rows
     stats.shards = len(shards)
     if shards:
-        workers = job.workers or os.cpu_count() or 1
         runner = _run_inline if workers <= 1 else _run_pool
         try:
             runner(job, shards, results_dir, workers, stats)
@@ -87,6 +85,24 @@ def run_job(job: ShardJob) -> JobStats:
             stats.rows_merged += _merge_and_remove(job.merge, finished_result_files(results_dir))
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def plan_shards(items: int, shard_size: int, workers: int) -> list[tuple[int, int]]:
+    """(offset, size) of each shard: full shards, then shrinking ones near the end.
+
+    With several workers, fixed-size shards can leave all but one worker idle for most of a
+    shard at the end of the job. Guided sizes (at most the remaining work / 2 per worker, down
+    to a sixteenth of a shard) make the workers finish together; in-process jobs keep fixed sizes.
+    """
+    shard_size = max(1, shard_size)
+    floor = shard_size if workers <= 1 else max(1, shard_size // 16)
+    plan, offset = [], 0
+    while offset < items:
+        remaining = items - offset
+        size = min(shard_size, remaining, max(floor, -(-remaining // (2 * workers))))
+        plan.append((offset, size))
+        offset += size
+    return plan
 
 
 def recover_leftovers(job: ShardJob) -> tuple[Path, JobStats]:
@@ -204,6 +220,8 @@ class _BackgroundMerger:
 
 
 def _run_inline(job, shards, results_dir, workers, stats) -> None:
+    from curation.progress import item_progress  # rich: the parent's, not every worker's
+
     worker = job.worker_factory()
     merger = _BackgroundMerger(job.merge, job.merge_every_s)
     try:
@@ -217,19 +235,20 @@ def _run_inline(job, shards, results_dir, workers, stats) -> None:
 
 
 def _run_pool(job, shards, results_dir, workers, stats) -> None:
+    from curation.progress import item_progress  # rich: the parent's, not every worker's
+
     context = multiprocessing.get_context(job.start_method)
     merger = _BackgroundMerger(job.merge, job.merge_every_s)
     max_in_flight = workers * 4  # bounded so a million-image job does not queue everything
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(job.worker_factory,),
+    )
+    completed = False
     try:
-        with (
-            ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(job.worker_factory,),
-            ) as pool,
-            item_progress(job.description or job.name, stats.items) as advance,
-        ):
+        with item_progress(job.description or job.name, stats.items) as advance:
             in_flight: set[Future] = set()
             queue = iter(enumerate(shards))
             exhausted = False
@@ -247,5 +266,10 @@ def _run_pool(job, shards, results_dir, workers, stats) -> None:
                     path, count = future.result()
                     merger.add(Path(path))
                     advance(count)
+        completed = True
     finally:
+        # Once every shard is done, idle workers exit (~0.1 s of interpreter teardown) while the
+        # last merge and the caller's next step run. After an error, queued shards are dropped
+        # and running ones are waited for, so no worker writes a result file after we return.
+        pool.shutdown(wait=not completed, cancel_futures=True)
         stats.rows_merged += merger.close()

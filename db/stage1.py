@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from db.catalog import Catalog
+if TYPE_CHECKING:  # clean's workers import CLEAN_RESULT_SCHEMA and never load duckdb
+    from db.catalog import Catalog
 
 CLEAN_RESULT_SCHEMA = pa.schema(
     [

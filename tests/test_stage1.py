@@ -235,3 +235,83 @@ def test_representative_rule_largest_then_sharpest():
     assert status == {"a": "reject", "b": "reject", "c": "pass", "d": "pass"}
     assert counts == {"images": 4, "pairs_within_k": 3, "groups": 1, "kept": 2, "rejected": 2}
     assert set(groups.column("representative").to_pylist()) == {"c"}
+
+
+def _gray_images() -> list[np.ndarray]:
+    """Photos (crops and scales) plus flat and synthetic images whose DCT has exact ties."""
+    images = []
+    for path in colour_photos():
+        gray = np.asarray(Image.open(path).convert("L"))
+        images += [gray, gray[: gray.shape[0] // 2], gray[:, ::3]]
+    x = np.arange(64)
+    images += [np.full((48, 64), v, np.uint8) for v in (0, 1, 17, 128, 255)]
+    images += [
+        np.broadcast_to((x * 4).astype(np.uint8), (64, 64)).copy(),  # horizontal ramp
+        ((x[:, None] // 8 + x[None, :] // 8) % 2 * 255).astype(np.uint8),  # checkerboard
+        np.random.default_rng(3).integers(0, 256, (64, 64), dtype=np.uint8),
+    ]
+    return images
+
+
+def test_phash_is_imagehash_phash_bit_for_bit():
+    import cv2
+    import imagehash
+
+    from curation.clean import _phash64
+
+    for gray in _gray_images():
+        small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA)
+        bits = imagehash.phash(Image.fromarray(small)).hash.ravel()
+        assert _phash64(gray) == int(np.packbits(bits).view(">u8")[0])
+
+
+def test_result_table_matches_pyarrow_row_conversion():
+    import math
+
+    import pyarrow as pa
+
+    from curation.clean import _result_table
+    from db.stage1 import CLEAN_RESULT_SCHEMA
+
+    choices = {
+        pa.string(): ["", "jpeg, draft", "é 🙂; x" * 40],
+        pa.uint64(): [0, 2**63, 2**64 - 1],
+        pa.float64(): [0.0, -0.0, 1.5, 1e300, math.inf, math.nan],
+    }
+    rng = np.random.default_rng(5)
+
+    def nan_free(row: dict) -> dict:  # NaN != NaN: compare NaN as a marker
+        return {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+    for n in (0, 1, 8, 9, 200):
+        rows = [
+            {
+                f.name: None if rng.random() < 0.3 else _pick(rng, choices[f.type])
+                for f in CLEAN_RESULT_SCHEMA
+            }
+            for _ in range(n)
+        ]
+        built = _result_table(rows)
+        built.validate(full=True)
+        expected = pa.Table.from_pylist(rows, schema=CLEAN_RESULT_SCHEMA)
+        assert built.schema == expected.schema and built.num_rows == n
+        assert [nan_free(r) for r in built.to_pylist()] == [
+            nan_free(r) for r in expected.to_pylist()
+        ]
+
+
+def _pick(rng: np.random.Generator, values: list):
+    return values[int(rng.integers(len(values)))]  # rng.choice would turn 2**64 - 1 into a float
+
+
+def test_shard_plan_covers_everything_once_and_shrinks_only_with_several_workers():
+    from curation.runner import plan_shards
+
+    for items, size, workers in [(0, 8, 2), (1, 8, 2), (10, 8, 2), (2000, 256, 2), (997, 64, 16)]:
+        plan = plan_shards(items, size, workers)
+        assert [o for o, _ in plan] == [sum(s for _, s in plan[:i]) for i in range(len(plan))]
+        assert sum(s for _, s in plan) == items
+        assert all(1 <= s <= size for _, s in plan)
+    assert [s for _, s in plan_shards(2000, 256, 1)] == [256] * 7 + [208]
+    tail = [s for _, s in plan_shards(2000, 256, 2)]
+    assert tail[:4] == [256] * 4 and tail[-1] <= 16  # the last shards are small
