@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from multiprocessing import spawn
 
 import typer
 
@@ -28,8 +29,11 @@ COMMAND_MODULES = (
     "curation.commands.finetune_cmd",
 )
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module)
+# A spawned worker process imports the console script as its __mp_main__ and runs no command:
+# skipping the command modules (torch, Streamlit's account code, ...) saves ~0.5 s per worker.
+if not spawn.is_forking(sys.argv):
+    for _module in COMMAND_MODULES:
+        importlib.import_module(_module)
 
 
 def main(argv: list[str] | None = None) -> int:
