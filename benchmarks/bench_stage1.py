@@ -11,14 +11,17 @@ per repeat and each reported as the median.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -27,6 +30,9 @@ from photo_pool import build_photo_pool  # noqa: E402
 
 from curation.clean import CleanWorker  # noqa: E402
 from curation.stage1_settings import CleanConfig  # noqa: E402
+
+if TYPE_CHECKING:
+    from db.catalog import Catalog
 
 
 def _bare_decode(paths: list[str]) -> int:
@@ -61,8 +67,9 @@ def _pool_time(fn, paths: list[str], workers: int) -> float:
     return elapsed
 
 
-def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
-    from curation.clean import clean
+@contextlib.contextmanager
+def _ingested(paths: list[str], workers: int) -> Iterator[tuple[Path, Catalog]]:
+    """A temp folder with a fresh catalog that has ingested `paths`."""
     from curation.ingest import ingest
     from db.catalog import Catalog
     from db.migrate import migrate
@@ -73,6 +80,13 @@ def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
         cat = Catalog(Path(tmp) / "bench.duckdb")
         migrate(cat)
         ingest(cat, [listing], [".jpg"], "path", 0, workers, 256)
+        yield Path(tmp), cat
+
+
+def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
+    from curation.clean import clean
+
+    with _ingested(paths, workers) as (_, cat):
         start = time.perf_counter()
         stats, outcomes = clean(cat, CleanConfig(), 0, workers, shard_size)
         elapsed = time.perf_counter() - start
@@ -82,20 +96,11 @@ def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
 
 def _command(paths: list[str], workers: int, shard_size: int) -> float:
     """Wall time of `hfaid clean` as a user runs it: a fresh interpreter, the CLI's imports,
-    spawned workers that import the CLI module too, the outcome write and the summary."""
+    spawned workers, the outcome write and the summary."""
     import subprocess
 
-    from curation.ingest import ingest
-    from db.catalog import Catalog
-    from db.migrate import migrate
-
-    with tempfile.TemporaryDirectory() as tmp:
-        listing = Path(tmp) / "paths.txt"
-        listing.write_text("\n".join(paths))
-        cat = Catalog(Path(tmp) / "bench.duckdb")
-        migrate(cat)
-        ingest(cat, [listing], [".jpg"], "path", 0, workers, 256)
-        config = Path(tmp) / "bench.toml"
+    with _ingested(paths, workers) as (tmp, cat):
+        config = tmp / "bench.toml"
         config.write_text(f"[runner]\nworkers = {workers}\nshard_size = {shard_size}\n")
         hfaid = Path(sys.executable).with_name("hfaid")
         start = time.perf_counter()
