@@ -24,6 +24,18 @@ _OPEN_CLOSE = threading.Lock()
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
 
+@contextmanager
+def in_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction on an open connection: committed on success, rolled back on any error."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def default_catalog_path() -> Path:
     """The catalog named by $HFAID_CATALOG, else ./hfaid.duckdb."""
     return Path(os.environ.get("HFAID_CATALOG", DEFAULT_CATALOG))
@@ -54,14 +66,8 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection inside one transaction: all or nothing."""
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        with self.connect() as con, in_transaction(con):
+            yield con
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if read_only and not self.path.exists():

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from db.catalog import Catalog
+from db.catalog import Catalog, in_transaction
 from db.errors import CatalogError
 
 _NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>\w+)\.sql$")
@@ -77,17 +77,12 @@ def migrate(
         for migration in migrations:
             if migration.version in done or (upto is not None and migration.version > upto):
                 continue
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with in_transaction(con):
                 con.execute(migration.sql)
                 con.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                     [migration.version, migration.name],
                 )
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
             applied.append(migration)
     return applied
 

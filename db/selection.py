@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from db.catalog import Catalog
+from db.catalog import Catalog, in_transaction
 
 
 @dataclass(frozen=True)
@@ -279,8 +279,7 @@ def evaluate(
             if fusion
             else "NULL"
         )
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with in_transaction(con):
             con.execute(
                 f"""
                 CREATE TEMP TABLE batch AS
@@ -309,10 +308,6 @@ def evaluate(
             ).fetchone()[0]
             con.execute("DROP TABLE batch")
             con.execute("DROP TABLE sel")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
     return result
 
 
