@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from db.accounts import utcnow
-from db.catalog import Catalog
+from db.catalog import Catalog, in_transaction
 from db.errors import CatalogError
 
 STAGE = "review"
@@ -46,14 +46,8 @@ class ReviewError(CatalogError):
 @contextmanager
 def _write(con) -> Iterator[None]:
     """One write transaction on `con`, serialised with this process's other writers."""
-    with _WRITE_LOCK:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+    with _WRITE_LOCK, in_transaction(con):
+        yield
 
 
 # A queue is the set of images that passed `stage_input` (None: every ingested image).
@@ -195,12 +189,7 @@ def vote_and_next(
         with _write(con):
             status = _cast(con, vote, reviewer, run_id, now) if vote else None
             image_id = _claim(con, reviewer, stage_input, lease_s, now)
-        return ReviewView(
-            image_id,
-            _image_info(con, image_id) if image_id else None,
-            _progress(con, reviewer, stage_input, now),
-            status,
-        )
+        return _view(con, reviewer, stage_input, image_id, now, status)
 
 
 def review_view(
@@ -208,11 +197,19 @@ def review_view(
 ) -> ReviewView:
     """The page's data for an image already leased (after an undo), on one connection."""
     with catalog.connect() as con:
-        return ReviewView(
-            image_id,
-            _image_info(con, image_id) if image_id else None,
-            _progress(con, reviewer, stage_input, utcnow()),
-        )
+        return _view(con, reviewer, stage_input, image_id, utcnow())
+
+
+def _view(
+    con,
+    reviewer: str,
+    stage_input: str | None,
+    image_id: str | None,
+    now: datetime,
+    status: str | None = None,
+) -> ReviewView:
+    info = _image_info(con, image_id) if image_id else None
+    return ReviewView(image_id, info, _progress(con, reviewer, stage_input, now), status)
 
 
 def _cast(con, vote: Vote, reviewer: str, run_id: int | None, now: datetime) -> str:
