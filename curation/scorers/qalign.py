@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,22 @@ class _LocalName:
         return self.real.from_pretrained(str(self.folder), *args, **kwargs)
 
 
+@contextmanager
+def hub_names_resolve_to(folder: Path) -> Iterator[Any]:
+    """pyiqa's mPLUG-Owl2 module, with the tokenizer and image processor it loads by hub id
+    (in its constructor) read from `folder` instead, for as long as the block runs."""
+    from pyiqa.archs.q_align import modeling_mplug_owl2 as owl
+    from transformers import CLIPImageProcessor, LlamaTokenizer
+
+    saved = owl.LlamaTokenizer, owl.CLIPImageProcessor
+    owl.LlamaTokenizer = _LocalName(LlamaTokenizer, folder)
+    owl.CLIPImageProcessor = _LocalName(CLIPImageProcessor, folder)
+    try:
+        yield owl
+    finally:
+        owl.LlamaTokenizer, owl.CLIPImageProcessor = saved
+
+
 _LOCK = threading.Lock()
 _MODELS: dict[tuple, Any] = {}  # quality and aesthetics share one loaded model
 
@@ -81,9 +99,6 @@ def load_mplug_owl2(
         if key in _MODELS:
             return _MODELS[key]
         install_import_shims()
-        from pyiqa.archs.q_align import modeling_mplug_owl2 as owl
-        from transformers import CLIPImageProcessor, LlamaTokenizer
-
         _patch_for_transformers5()
         kwargs: dict[str, Any] = {"dtype": dtype}
         if quantize:
@@ -101,13 +116,8 @@ def load_mplug_owl2(
                 bnb_4bit_quant_type="nf4",
             )
             kwargs["device_map"] = {"": device}
-        saved = owl.LlamaTokenizer, owl.CLIPImageProcessor
-        owl.LlamaTokenizer = _LocalName(LlamaTokenizer, folder)
-        owl.CLIPImageProcessor = _LocalName(CLIPImageProcessor, folder)
-        try:
+        with hub_names_resolve_to(folder) as owl:
             model = owl.MPLUGOwl2LlamaForCausalLM.from_pretrained(str(folder), **kwargs)
-        finally:
-            owl.LlamaTokenizer, owl.CLIPImageProcessor = saved
         if not quantize:
             model = model.to(device)
         model.eval()

@@ -97,11 +97,8 @@ def write_clipiqa(
 
 
 def write_qalign(folder: Path, seed: int = 0) -> Path:
-    """A tiny mPLUG-Owl2 (Llama 2 layers, width 32; ViT 1 layer) with a trained-on-the-spot
-    SentencePiece tokenizer whose vocabulary holds the five level words as single tokens."""
-    import sentencepiece as spm
-    from transformers import CLIPImageProcessor
-
+    """A tiny mPLUG-Owl2 (Llama 2 layers, width 32; ViT 1 layer) with the toy tokenizer of
+    `_write_qalign_processing`."""
     install_import_shims()
     from pyiqa.archs.q_align.configuration_mplug_owl2 import (
         MPLUGOwl2Config,
@@ -109,32 +106,7 @@ def write_qalign(folder: Path, seed: int = 0) -> Path:
         MplugOwlVisualAbstractorConfig,
     )
 
-    target = folder / "qalign"
-    target.mkdir(parents=True, exist_ok=True)
-    corpus = target / "corpus.txt"
-    words = "USER How would you rate the quality aesthetics of this image ASSISTANT The is"
-    corpus.write_text("\n".join([words] * 50 + ["abcdefghijklmnopqrstuvwxyz ?:.,"] * 10))
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(target / "tokenizer"),
-        vocab_size=120,
-        model_type="bpe",
-        user_defined_symbols=list(qalign.LEVEL_WORDS),
-        bos_id=1,
-        eos_id=2,
-        unk_id=0,
-        pad_id=-1,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    corpus.unlink()
-    (target / "tokenizer.vocab").unlink(missing_ok=True)
-    CLIPImageProcessor(
-        size={"shortest_edge": qalign.IMAGE_SIZE},
-        crop_size={"height": qalign.IMAGE_SIZE, "width": qalign.IMAGE_SIZE},
-        image_mean=list(qalign.CLIP_MEAN),
-        image_std=list(qalign.CLIP_STD),
-    ).save_pretrained(target)
+    target = _write_qalign_processing(folder)
     vision = MplugOwlVisionConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -166,6 +138,41 @@ def write_qalign(folder: Path, seed: int = 0) -> Path:
     return target
 
 
+def _write_qalign_processing(folder: Path) -> Path:
+    """folder/qalign with a trained-on-the-spot SentencePiece tokenizer whose vocabulary holds the
+    five level words as single tokens, and the CLIP image processor; no config, no weights."""
+    import sentencepiece as spm
+    from transformers import CLIPImageProcessor
+
+    target = folder / "qalign"
+    target.mkdir(parents=True, exist_ok=True)
+    corpus = target / "corpus.txt"
+    words = "USER How would you rate the quality aesthetics of this image ASSISTANT The is"
+    corpus.write_text("\n".join([words] * 50 + ["abcdefghijklmnopqrstuvwxyz ?:.,"] * 10))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(target / "tokenizer"),
+        vocab_size=120,
+        model_type="bpe",
+        user_defined_symbols=list(qalign.LEVEL_WORDS),
+        bos_id=1,
+        eos_id=2,
+        unk_id=0,
+        pad_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    corpus.unlink()
+    (target / "tokenizer.vocab").unlink(missing_ok=True)
+    CLIPImageProcessor(
+        size={"shortest_edge": qalign.IMAGE_SIZE},
+        crop_size={"height": qalign.IMAGE_SIZE, "width": qalign.IMAGE_SIZE},
+        image_mean=list(qalign.CLIP_MEAN),
+        image_std=list(qalign.CLIP_STD),
+    ).save_pretrained(target)
+    return target
+
+
 def adopt_full_size_qalign(folder: Path, device: torch.device, dtype: torch.dtype) -> Path:
     """The real one-align architecture (mPLUG-Owl2: LLaMA-2-7B + ViT-L/14 at 448, pyiqa's
     config defaults) with random weights, built on `device` and handed to the Q-Align loader's
@@ -174,7 +181,7 @@ def adopt_full_size_qalign(folder: Path, device: torch.device, dtype: torch.dtyp
     """
     from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
 
-    target = write_qalign(folder)  # tokenizer and processor files; config.json replaced below
+    target = _write_qalign_processing(folder)
     config = MPLUGOwl2Config()
     config.save_pretrained(target)
     torch.manual_seed(0)
@@ -189,18 +196,9 @@ def adopt_full_size_qalign(folder: Path, device: torch.device, dtype: torch.dtyp
 
 def _new_mplug_owl2(config: Any, folder: Path) -> torch.nn.Module:
     """A randomly initialised mPLUG-Owl2; its constructor loads the tokenizer from `folder`."""
-    from transformers import CLIPImageProcessor, LlamaTokenizer
-
     install_import_shims()
-    from pyiqa.archs.q_align import modeling_mplug_owl2 as owl
-
-    saved = owl.LlamaTokenizer, owl.CLIPImageProcessor
-    owl.LlamaTokenizer = qalign._LocalName(LlamaTokenizer, folder)
-    owl.CLIPImageProcessor = qalign._LocalName(CLIPImageProcessor, folder)
-    try:
+    with qalign.hub_names_resolve_to(folder) as owl:
         return owl.MPLUGOwl2LlamaForCausalLM(config)
-    finally:
-        owl.LlamaTokenizer, owl.CLIPImageProcessor = saved
 
 
 def _save(obj: Any, path: Path) -> Path:
