@@ -24,7 +24,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -56,13 +58,13 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def synced_seconds(fn) -> float:
+def synced(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of fn(), with the device's queued work inside the timing."""
     sync()
     started = time.perf_counter()
     result = fn()
     sync()
-    synced_seconds.last = result
-    return time.perf_counter() - started
+    return time.perf_counter() - started, result
 
 
 def worker_for(metric: str, weights: str, batch: int, dtype: str | None) -> ScoreWorker:
@@ -81,8 +83,8 @@ def throughput(metric: str, paths: list[Path], weights: str, batch: int, dtype: 
     worker = worker_for(metric, weights, batch, dtype)
     table = items_table(paths, metric)
     worker.process(table.slice(0, batch))  # warm-up: kernels, allocator, decode workers
-    seconds = synced_seconds(lambda: worker.process(table))
-    failed = [r for r in synced_seconds.last.to_pylist() if r["status"] != "ok"]
+    seconds, rows = synced(lambda: worker.process(table))
+    failed = [r for r in rows.to_pylist() if r["status"] != "ok"]
     if failed:  # the runner records per-image errors; a timing of failures means nothing
         raise RuntimeError(f"{metric}: {len(failed)} images failed, e.g. {failed[0]['detail']}")
     return len(paths) / seconds
@@ -100,7 +102,7 @@ def model_only(metric: str, paths: list[Path], weights: str, batch: int, dtype: 
     tensors = _DECODED[key]
     batches = [torch.stack(tensors[i : i + batch]) for i in range(0, len(tensors), batch)]
     scorer.score(batches[0])
-    return len(paths) / synced_seconds(lambda: [scorer.score(b) for b in batches])
+    return len(paths) / synced(lambda: [scorer.score(b) for b in batches])[0]
 
 
 def measure_metric(metric: str, paths: list[Path], weights: str) -> dict[str, float]:
@@ -125,16 +127,12 @@ def against_pyiqa(metric: str, paths: list[Path], weights: Path, tmp: Path, roun
     theirs_metric(str(paths[0]))
     best = {"runner": float("inf"), "model": float("inf"), "pyiqa": float("inf")}
     for _ in range(rounds):  # interleaved, best of each
-        best["runner"] = min(best["runner"], synced_seconds(lambda: worker.process(table)))
-        ours = synced_seconds.last
-        best["model"] = min(
-            best["model"], synced_seconds(lambda: [scorer.score(b) for b in batches])
-        )
-        best["pyiqa"] = min(
-            best["pyiqa"],
-            synced_seconds(lambda: [float(theirs_metric(str(p)).item()) for p in paths]),
-        )
-        theirs = synced_seconds.last
+        seconds, ours = synced(lambda: worker.process(table))
+        best["runner"] = min(best["runner"], seconds)
+        seconds, _ = synced(lambda: [scorer.score(b) for b in batches])
+        best["model"] = min(best["model"], seconds)
+        seconds, theirs = synced(lambda: [float(theirs_metric(str(p)).item()) for p in paths])
+        best["pyiqa"] = min(best["pyiqa"], seconds)
     diff = max_rel_diff(ours, paths, theirs)
     n = len(paths)
     return {
