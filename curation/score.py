@@ -108,6 +108,20 @@ class _Decoded:
         ]
         return _Decoded(failures, groups)
 
+    def pin_memory(self) -> _Decoded:
+        """Called by the DataLoader's pin thread on GPU runs: page-locked pieces are copied to
+        the device asynchronously, while the model's thread launches the previous batch."""
+        return _Decoded(self.failures, [(i, t.pin_memory()) for i, t in self.groups])
+
+
+@dataclass
+class _Launched:
+    """A batch whose forward pass is queued on the device; its scores are read later."""
+
+    scorer: Scorer
+    indices: list[int]
+    output: torch.Tensor
+
 
 def _stack_by_shape(items: list[tuple[int, torch.Tensor | None, str, str]]) -> _Decoded:
     """The DataLoader's collate: runs in the decode worker, so the model's process receives one
@@ -184,8 +198,9 @@ class ScoreWorker:
                 collate_fn=_stack_by_shape,
                 persistent_workers=workers > 0,
                 prefetch_factor=4 if workers > 0 else None,
-                # No pin_memory: the per-image tensors are stacked afterwards, so pinning each
-                # one would only add a copy.
+                # Pieces arrive stacked (collate runs in the worker), so pinning is one copy per
+                # piece, done by the DataLoader's own thread; only a GPU reads pinned memory.
+                pin_memory=workers > 0 and torch.device(self.settings.device).type == "cuda",
             )
             self.loaders[policy] = (loader, sampler)
         return self.loaders[policy]
@@ -219,15 +234,26 @@ class ScoreWorker:
                 sampler.batches += [[(i, todo[i]["path"]) for i in piece] for piece in pieces]
             decoded_pieces = iter(loader)
             device = scorers[0].device
+            previous: list[_Launched] = []
             for count in pieces_per_batch:
                 decoded = _Decoded.join([next(decoded_pieces) for _ in range(count)], device)
-                self._score_decoded(decoded, todo, scorers, out)
+                launched: list[_Launched] = []
+                self._score_decoded(decoded, todo, scorers, out, launched)
+                # Read the previous batch only now: this batch is already queued behind it.
+                _read_launched(previous, todo, out)
+                previous = launched
+            _read_launched(previous, todo, out)
             for _ in decoded_pieces:  # ends the epoch cleanly for the persistent workers
                 pass
         return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
 
     def _score_decoded(
-        self, decoded: _Decoded, todo: list[dict], scorers: list[Scorer], out: list[dict]
+        self,
+        decoded: _Decoded,
+        todo: list[dict],
+        scorers: list[Scorer],
+        out: list[dict],
+        launched: list[_Launched],
     ) -> None:
         for index, reason, detail in decoded.failures:
             for s in scorers:
@@ -244,42 +270,48 @@ class ScoreWorker:
                     )
                 elif wanted:
                     batch = stacked if len(wanted) == len(indices) else stacked[wanted]
-                    self._score(s, [indices[k] for k in wanted], batch, todo, out)
+                    _launch(s, [indices[k] for k in wanted], batch, todo, out, launched)
 
-    def _score(
-        self,
-        scorer: Scorer,
-        indices: list[int],
-        batch: torch.Tensor,
-        todo: list[dict],
-        out: list[dict],
-    ) -> None:
-        if not scorer.spec.batchable and len(indices) > 1:
+
+def _launch(
+    scorer: Scorer,
+    indices: list[int],
+    batch: torch.Tensor,
+    todo: list[dict],
+    out: list[dict],
+    launched: list[_Launched],
+) -> None:
+    """Queues the batch's forward pass; a batch that fails is retried image by image."""
+    if not scorer.spec.batchable and len(indices) > 1:
+        for k, index in enumerate(indices):
+            _launch(scorer, [index], batch[k : k + 1], todo, out, launched)
+        return
+    try:
+        launched.append(_Launched(scorer, indices, scorer.launch(batch)))
+    except Exception as exc:
+        if len(indices) > 1:  # find the one image that breaks the batch
             for k, index in enumerate(indices):
-                self._score(scorer, [index], batch[k : k + 1], todo, out)
+                _launch(scorer, [index], batch[k : k + 1], todo, out, launched)
             return
+        out.append(_failed(todo[indices[0]], scorer, exc))
+
+
+def _read_launched(launched: list[_Launched], todo: list[dict], out: list[dict]) -> None:
+    for item in launched:
         try:
-            values = scorer.score(batch)
-        except Exception as exc:
-            if len(indices) > 1:  # find the one image that breaks the batch
-                for k, index in enumerate(indices):
-                    self._score(scorer, [index], batch[k : k + 1], todo, out)
-                return
-            out.append(
-                _row(
-                    todo[indices[0]],
-                    scorer,
-                    None,
-                    "score_failed",
-                    f"{type(exc).__name__}: {exc}"[:500],
-                )
-            )
-            return
-        for index, value in zip(indices, values, strict=True):
+            values = item.scorer.read(item.output)
+        except Exception as exc:  # an error the device reports only when the result is read
+            out.extend(_failed(todo[i], item.scorer, exc) for i in item.indices)
+            continue
+        for index, value in zip(item.indices, values, strict=True):
             if math.isfinite(value):
-                out.append(_row(todo[index], scorer, value, "", ""))
+                out.append(_row(todo[index], item.scorer, value, "", ""))
             else:
-                out.append(_row(todo[index], scorer, None, "non_finite", f"value {value}"))
+                out.append(_row(todo[index], item.scorer, None, "non_finite", f"value {value}"))
+
+
+def _failed(item: dict, scorer: Scorer, exc: Exception) -> dict:
+    return _row(item, scorer, None, "score_failed", f"{type(exc).__name__}: {exc}"[:500])
 
 
 def _row(item: dict, scorer: Scorer, value: float | None, reason: str, detail: str) -> dict:
@@ -373,7 +405,11 @@ def scores_for_paths(paths: list[Path], settings: ScoreSettings) -> pa.Table:
 
 
 def _size(path: Path) -> tuple[int, int]:
+    """Header size for bucketing; (0, 0) when unreadable: the decode then records the reason."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        return img.size
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # bad files are the decode step's to report, per image
+        return 0, 0

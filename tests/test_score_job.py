@@ -293,3 +293,71 @@ def test_settings_are_picklable_for_worker_processes():
 
     settings = ScoreSettings(metrics=("niqe",), options={"niqe": {}})
     assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+@pytest.mark.gpu
+def test_gpu_runner_pins_pipelines_and_scores_like_the_cpu_runner(tmp_path, monkeypatch):
+    """Pinned decode pieces, batches read one launch late: same rows as on CPU (fp32 both)."""
+    import torch
+
+    from curation.score import scores_for_paths
+
+    # cuDNN convolutions default to TF32 (10-bit mantissa): true fp32 makes this a test of the
+    # runner's bookkeeping (which score lands on which image), not of TF32 rounding.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    paths = write_photo_pool(tmp_path / "pool", 9, size=(160, 128))
+    paths += write_photo_pool(tmp_path / "pool2", 3, size=(96, 112))  # a second size bucket
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(paths[0].read_bytes()[:300])
+    paths.append(broken)
+    rw.write_musiq(tmp_path / "w", rw.TINY_ARCH["musiq"])
+    common = dict(
+        metrics=("niqe", "musiq"),
+        dtype="float32",
+        weights_dir=str(tmp_path / "w"),
+        batch_size=4,
+        decode_workers=2,
+        options={"musiq": {"arch": rw.TINY_ARCH["musiq"]}},
+    )
+
+    def rows(device: str) -> dict[tuple[str, str], dict]:
+        table = scores_for_paths(paths, ScoreSettings(device=device, **common))
+        return {(r["image_id"], r["metric"]): r for r in table.to_pylist()}
+
+    cpu, gpu = rows("cpu"), rows("cuda")
+    assert cpu.keys() == gpu.keys() and len(cpu) == 2 * len(paths)
+    for key, expected in cpu.items():
+        got = gpu[key]
+        assert (got["status"], got["reason"]) == (expected["status"], expected["reason"]), key
+        if expected["value"] is not None:
+            assert got["value"] == pytest.approx(expected["value"], rel=1e-3, abs=1e-4), key
+    assert cpu[(str(broken), "niqe")]["status"] == "error"
+
+
+def test_an_image_that_breaks_its_batch_costs_only_itself(tmp_path):
+    """A flat image makes NIQE's SVD fail for its whole batch and BRISQUE return NaN: the
+    batch is retried image by image, the others keep their scores, and every failure is a
+    recorded reason. A file that cannot even be read for its size is a decode error."""
+    from PIL import Image
+
+    from curation.score import scores_for_paths
+
+    paths = write_photo_pool(tmp_path / "pool", 3, size=(160, 128))
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (160, 128), (128, 128, 128)).save(flat)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(paths[0].read_bytes()[:300])
+    settings = ScoreSettings(metrics=("niqe", "brisque"), batch_size=4, decode_workers=2)
+    table = scores_for_paths([*paths, flat, broken], settings)
+    rows = {(Path(r["image_id"]).name, r["metric"]): r for r in table.to_pylist()}
+    assert len(rows) == 10
+    assert (rows[("flat.png", "niqe")]["status"], rows[("flat.png", "niqe")]["reason"]) == (
+        "error",
+        "score_failed",
+    )
+    assert rows[("flat.png", "brisque")]["reason"] == "non_finite"
+    assert {rows[("broken.jpg", m)]["reason"] for m in ("niqe", "brisque")} == {"decode_failed"}
+    for path in paths:
+        for metric in ("niqe", "brisque"):
+            row = rows[(path.name, metric)]
+            assert row["status"] == "ok" and row["value"] == row["value"], (path, metric)

@@ -61,14 +61,26 @@ class Scorer:
 
     def score(self, batch: torch.Tensor) -> list[float]:
         """Scores for a batch of uint8 images (as decoded) or floats already in [0, 1]."""
+        return self.read(self.launch(batch))
+
+    def launch(self, batch: torch.Tensor) -> torch.Tensor:
+        """Queues the forward pass and returns its output on the device without waiting for it.
+
+        The runner reads a batch's scores only after launching the next one, so the GPU is
+        never idle while the host receives decoded images and builds result rows.
+        """
         x = batch.to(self.device, non_blocking=True)
         if x.dtype == torch.uint8:
             # float32 first, like ToTensor: the same [0, 1] values whatever the compute dtype.
             x = x.to(torch.float32).div_(255.0)
         x = x.to(self.dtype)
         with torch.inference_mode():
-            out = self.built.forward(x)
-        return [float(v) for v in out.reshape(-1).double().cpu().tolist()]
+            return self.built.forward(x).reshape(-1)
+
+    @staticmethod
+    def read(output: torch.Tensor) -> list[float]:
+        """The launched batch's scores as Python floats (waits for the device)."""
+        return [float(v) for v in output.double().cpu().tolist()]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
