@@ -301,6 +301,7 @@ def _read_launched(launched: list[_Launched], todo: list[dict], out: list[dict])
         try:
             values = item.scorer.read(item.output)
         except Exception as exc:  # an error the device reports only when the result is read
+            # (its batch is recorded as failed: no score row is written, so a re-run retries it)
             out.extend(_failed(todo[i], item.scorer, exc) for i in item.indices)
             continue
         for index, value in zip(item.indices, values, strict=True):
