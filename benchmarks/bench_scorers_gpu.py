@@ -41,6 +41,7 @@ from benchmarks.bench_scorers import (  # noqa: E402
     pyiqa_metric,
 )
 from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
+from curation.score_settings import ScoreConfig  # noqa: E402
 from curation.scorers import create_scorer  # noqa: E402
 from curation.scorers import random_weights as rw  # noqa: E402
 from curation.scorers.inputs import load_for_policy  # noqa: E402
@@ -52,7 +53,7 @@ AGAINST_PYIQA = ["niqe", "musiq", "maniqa"]
 STAGE2_IMAGES, STAGE3_IMAGES = 720_000, 78_000
 STAGE2_METRICS = ["maniqa", "clipiqa", "niqe"]
 DECODE_WORKERS = 8
-SHARD = 256  # the runner's default shard: one `ScoreWorker.process` call per shard
+SHARD = ScoreConfig().gpu_shard_size  # what `hfaid score` uses on a GPU (--shard overrides)
 DEVICE = "cuda"  # --device cpu: a smoke run of this script on a machine without a GPU
 
 
@@ -82,19 +83,21 @@ def worker_for(metric: str, weights: str, batch: int, dtype: str | None) -> Scor
     return ScoreWorker(settings)
 
 
-def by_shards(worker: ScoreWorker, table) -> list[dict]:
-    """The pool as the runner feeds it: one `process` call per shard of SHARD images."""
+def by_shards(worker: ScoreWorker, table, shard: int) -> list[dict]:
+    """The pool as the runner feeds it: one `process` call per shard."""
     rows: list[dict] = []
-    for offset in range(0, table.num_rows, SHARD):
-        rows += worker.process(table.slice(offset, SHARD)).to_pylist()
+    for offset in range(0, table.num_rows, shard):
+        rows += worker.process(table.slice(offset, shard)).to_pylist()
     return rows
 
 
-def throughput(metric: str, paths: list[Path], weights: str, batch: int, dtype: str | None):
+def throughput(
+    metric: str, paths: list[Path], weights: str, batch: int, dtype: str | None, shard: int = 0
+):
     worker = worker_for(metric, weights, batch, dtype)
     table = items_table(paths, metric)
     worker.process(table.slice(0, batch))  # warm-up: kernels, allocator, decode workers
-    seconds, rows = synced(lambda: by_shards(worker, table))
+    seconds, rows = synced(lambda: by_shards(worker, table, shard or SHARD))
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:  # the runner records per-image errors; a timing of failures means nothing
         raise RuntimeError(f"{metric}: {len(failed)} images failed, e.g. {failed[0]['detail']}")
@@ -133,13 +136,21 @@ def model_only(metric: str, paths: list[Path], weights: str, batch: int, dtype: 
     return len(paths) / synced(lambda: model_pass(scorer, batches))[0]
 
 
-def measure_metric(metric: str, paths: list[Path], weights: str) -> dict[str, float]:
-    return {
+def measure_metric(
+    metric: str, paths: list[Path], weights: str, other_shard: int, batch1: bool
+) -> dict[str, float]:
+    row = {
         "ips_batch16": throughput(metric, paths, weights, 16, None),
-        "ips_batch1": throughput(metric, paths, weights, 1, None),
         "model_only_batch16": model_only(metric, paths, weights, 16, None),
-        "model_only_batch1": model_only(metric, paths, weights, 1, None),
     }
+    if other_shard:  # the same pool in shards of another size, for a side-by-side ratio
+        row[f"ips_batch16_shard{other_shard}"] = throughput(
+            metric, paths, weights, 16, None, other_shard
+        )
+    if batch1:
+        row["ips_batch1"] = throughput(metric, paths, weights, 1, None)
+        row["model_only_batch1"] = model_only(metric, paths, weights, 1, None)
+    return row
 
 
 def against_pyiqa(metric: str, paths: list[Path], weights: Path, tmp: Path, rounds: int):
@@ -212,18 +223,21 @@ def gpu_hours(rows: dict[str, dict]) -> dict[str, float]:
 
 
 def main() -> None:
+    global DEVICE, SHARD
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights-dir", default="")
     parser.add_argument("--random", action="store_true")
-    parser.add_argument("--images", type=int, default=512, help="pool for images/s (2 shards)")
+    parser.add_argument("--images", type=int, default=1024, help="pool for images/s")
+    parser.add_argument("--shard", type=int, default=SHARD, help="images per runner shard")
+    parser.add_argument("--other-shard", type=int, default=0, help="also time this shard size")
+    parser.add_argument("--no-batch1", action="store_true", help="skip the batch-1 columns")
     parser.add_argument("--pyiqa-images", type=int, default=128, help="pool for runner vs pyiqa")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--metrics", default=",".join(METRICS))
     parser.add_argument("--json", default="", help="also write every row to this file")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = parser.parse_args()
-    global DEVICE
-    DEVICE = args.device
+    DEVICE, SHARD = args.device, args.shard
     if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("needs a CUDA device (or --device cpu for a smoke run)")
     if not args.random and not args.weights_dir:
@@ -254,7 +268,9 @@ def main() -> None:
         rows: dict[str, dict] = {}
         for metric in metrics:
             try:
-                row = measure_metric(metric, paths, str(weights))
+                row = measure_metric(
+                    metric, paths, str(weights), args.other_shard, not args.no_batch1
+                )
             except RuntimeError as exc:
                 print(f"{metric}: not measured: {exc}", flush=True)
                 continue
@@ -264,7 +280,7 @@ def main() -> None:
             print(json.dumps({"metric": metric, **row}), flush=True)
             release()
         report["throughput"] = rows
-        if "qalign_aesthetic" in rows:
+        if "ips_batch1" in rows.get("qalign_aesthetic", {}):
             q = rows["qalign_aesthetic"]
             report["qalign_batched_over_batch1"] = q["ips_batch16"] / q["ips_batch1"]
             report["qalign_model_only_batched_over_batch1"] = (
@@ -287,15 +303,23 @@ def print_tables(report: dict) -> None:
         print(f"| {r['metric']} | {r['pyiqa_per_image_ips']:.1f} | {r['runner_ips']:.1f} | "
               f"{r['runner_over_pyiqa']:.2f}x | {r['model_only_ips']:.1f} | "
               f"{r['e2e_over_model_only']:.2f} | {r['max_rel_diff_vs_pyiqa']:.1e} |")
-    print("\nDefault precision (bf16 where half_ok):\n")
+    print("\nDefault precision (bf16 where half_ok); nan = not measured:\n")
     print("| metric | runner batch 16 img/s | runner batch 1 img/s | batched / batch 1 "
-          "| model-only batch 16 | model-only batch 1 | e2e / model-only (batch 16) |")
-    print("|---|---|---|---|---|---|---|")
+          "| model-only batch 16 | model-only batch 1 | e2e / model-only (batch 16) "
+          "| other shard size: img/s, e2e / model-only |")
+    print("|---|---|---|---|---|---|---|---|")
+    nan = float("nan")
     for metric, r in report["throughput"].items():
-        print(f"| {metric} | {r['ips_batch16']:.1f} | {r['ips_batch1']:.1f} | "
-              f"{r['ips_batch16'] / r['ips_batch1']:.2f}x | {r['model_only_batch16']:.1f} | "
-              f"{r['model_only_batch1']:.1f} | "
-              f"{r['ips_batch16'] / r['model_only_batch16']:.2f} |")
+        one, model_one = r.get("ips_batch1", nan), r.get("model_only_batch1", nan)
+        other = [(k, v) for k, v in r.items() if k.startswith("ips_batch16_shard")]
+        other_text = ", ".join(
+            f"{k.removeprefix('ips_batch16_')}: {v:.1f}, {v / r['model_only_batch16']:.2f}"
+            for k, v in other
+        )
+        print(f"| {metric} | {r['ips_batch16']:.1f} | {one:.1f} | "
+              f"{r['ips_batch16'] / one:.2f}x | {r['model_only_batch16']:.1f} | "
+              f"{model_one:.1f} | {r['ips_batch16'] / r['model_only_batch16']:.2f} | "
+              f"{other_text} |")
     if "qalign_batched_over_batch1" in report:
         print(f"\nQ-Align batched / batch 1: {report['qalign_batched_over_batch1']:.2f}x end to "
               f"end, {report['qalign_model_only_batched_over_batch1']:.2f}x model-only "

@@ -17,8 +17,17 @@ class ScoreConfig:
     engine: str = "local"  # local | ray
     ray_address: str = ""  # "" = start a local Ray cluster
     quantize: str = ""  # "", "8bit" or "4bit" for metrics that support it (Q-Align)
+    # Images per shard on a GPU (0 = [runner] shard_size). At 256 a fast metric's shard lasts
+    # under a second and restarts the decode pipeline (1024: 1.00-1.08x faster on an H100);
+    # a kill still loses only seconds of work.
+    gpu_shard_size: int = 1024
 
 
 @dataclass
 class WeightsConfig:
     dir: str = ""  # "" = $HFAID_WEIGHTS_DIR or ~/.cache/hfaid/weights
+
+
+def shard_size_for(device: str, gpu_shard_size: int, shard_size: int) -> int:
+    """Images per shard: [score] gpu_shard_size on a GPU (when set), else [runner] shard_size."""
+    return gpu_shard_size if device.startswith("cuda") and gpu_shard_size > 0 else shard_size

@@ -361,3 +361,12 @@ def test_an_image_that_breaks_its_batch_costs_only_itself(tmp_path):
         for metric in ("niqe", "brisque"):
             row = rows[(path.name, metric)]
             assert row["status"] == "ok" and row["value"] == row["value"], (path, metric)
+
+
+def test_gpu_jobs_use_the_larger_gpu_shard_size():
+    from curation.score_settings import ScoreConfig, shard_size_for
+
+    assert shard_size_for("cuda", ScoreConfig().gpu_shard_size, 256) == 1024
+    assert shard_size_for("cuda:1", 2048, 256) == 2048
+    assert shard_size_for("cpu", 1024, 256) == 256
+    assert shard_size_for("cuda", 0, 256) == 256  # 0 = the runner's shard size

@@ -71,6 +71,7 @@ def score(
 ) -> None:
     """Score images that passed a stage; (image, metric, version) already present are skipped."""
     from curation.score import ScoreSettings, metric_versions, run_scoring
+    from curation.score_settings import shard_size_for
     from curation.scorers import get_scorer_spec
     from db.scoring import count_stage_input, score_counts
 
@@ -117,7 +118,7 @@ def score(
             settings,
             stage,
             run.run_id,
-            shard_size=cfg.runner.shard_size,
+            shard_size=shard_size_for(settings.device, sc.gpu_shard_size, cfg.runner.shard_size),
             workers=n_workers,
             engine=chosen_engine,
             ray_address=sc.ray_address or None,
