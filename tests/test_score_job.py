@@ -370,3 +370,14 @@ def test_gpu_jobs_use_the_larger_gpu_shard_size():
     assert shard_size_for("cuda:1", 2048, 256) == 2048
     assert shard_size_for("cpu", 1024, 256) == 256
     assert shard_size_for("cuda", 0, 256) == 256  # 0 = the runner's shard size
+
+
+def test_decode_workers_auto_gives_a_gpu_the_host_cores():
+    import os
+
+    from curation.score_settings import ScoreConfig, decode_workers_for
+
+    auto = ScoreConfig().decode_workers
+    assert decode_workers_for("cpu", auto) == 2
+    assert decode_workers_for("cuda", auto) == min(8, max(1, (os.cpu_count() or 2) - 1))
+    assert decode_workers_for("cuda:0", 3) == 3 and decode_workers_for("cuda", 0) == 0

@@ -60,7 +60,8 @@ def score(
         int | None, typer.Option(help="Model processes (local) or actors (ray).")
     ] = None,
     decode_workers: Annotated[
-        int | None, typer.Option("--decode-workers", help="DataLoader decode processes.")
+        int | None,
+        typer.Option("--decode-workers", help="DataLoader decode processes (-1 = auto)."),
     ] = None,
     quantize: Annotated[
         str | None, typer.Option(help="'' | 8bit | 4bit, for metrics that support it.")
@@ -71,7 +72,7 @@ def score(
 ) -> None:
     """Score images that passed a stage; (image, metric, version) already present are skipped."""
     from curation.score import ScoreSettings, metric_versions, run_scoring
-    from curation.score_settings import shard_size_for
+    from curation.score_settings import decode_workers_for, shard_size_for
     from curation.scorers import get_scorer_spec
     from db.scoring import count_stage_input, score_counts
 
@@ -88,13 +89,16 @@ def score(
     options = {
         s.name: {"quantize": bits} for s in specs if bits and "quantize" in s.supported_options
     }
+    chosen_device = _pick_device(device or sc.device)
     settings = ScoreSettings(
         metrics=names,
-        device=_pick_device(device or sc.device),
+        device=chosen_device,
         dtype=None if (dtype or sc.dtype) == "auto" else (dtype or sc.dtype),
         weights_dir=str(weights_dir or cfg.weights.dir or "") or None,
         batch_size=sc.batch_size if batch_size is None else batch_size,
-        decode_workers=sc.decode_workers if decode_workers is None else decode_workers,
+        decode_workers=decode_workers_for(
+            chosen_device, sc.decode_workers if decode_workers is None else decode_workers
+        ),
         options=options,
     )
     n_workers = sc.workers if workers is None else workers
