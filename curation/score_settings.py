@@ -30,9 +30,13 @@ class WeightsConfig:
     dir: str = ""  # "" = $HFAID_WEIGHTS_DIR or ~/.cache/hfaid/weights
 
 
+def on_gpu(device: str) -> bool:
+    return device.startswith("cuda")
+
+
 def shard_size_for(device: str, gpu_shard_size: int, shard_size: int) -> int:
     """Images per shard: [score] gpu_shard_size on a GPU (when set), else [runner] shard_size."""
-    return gpu_shard_size if device.startswith("cuda") and gpu_shard_size > 0 else shard_size
+    return gpu_shard_size if on_gpu(device) and gpu_shard_size > 0 else shard_size
 
 
 CPU_DECODE_WORKERS = 2  # a CPU model process uses the cores itself; 2 measured best here
@@ -43,10 +47,10 @@ def decode_workers_for(device: str, requested: int) -> int:
     """DataLoader decode processes: as requested, or for -1 (auto) by where the model runs.
 
     A GPU leaves the host's cores to decoding: fast metrics (CLIP-IQA, BRISQUE) take 300 img/s
-    from 8 workers at 1080x800, and 2 workers would cap them near 75 img/s.
+    from 8 workers at 1080x800, so 2 workers would cap them near 75 img/s (estimated).
     """
     if requested >= 0:
         return requested
-    if device.startswith("cuda"):
+    if on_gpu(device):
         return min(GPU_DECODE_WORKERS, max(1, (os.cpu_count() or 2) - 1))
     return CPU_DECODE_WORKERS

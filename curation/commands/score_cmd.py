@@ -122,7 +122,7 @@ def score(
             settings,
             stage,
             run.run_id,
-            shard_size=shard_size_for(settings.device, sc.gpu_shard_size, cfg.runner.shard_size),
+            shard_size=shard_size_for(chosen_device, sc.gpu_shard_size, cfg.runner.shard_size),
             workers=n_workers,
             engine=chosen_engine,
             ray_address=sc.ray_address or None,
