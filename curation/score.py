@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -21,7 +22,8 @@ from curation.errors import HfaidError
 from curation.runner import JobStats, ShardJob, run_job
 from curation.scorers import Scorer, create_scorer, get_scorer_spec, scorer_version
 from curation.scorers.base import InputPolicy
-from curation.scorers.inputs import InputError, load_for_policy
+from curation.scorers.inputs import InputError, load_hwc
+from curation.shm_buffers import ReturnedBuffers, batch_buffer
 from db.catalog import Catalog
 from db.scoring import RESULT_SCHEMA, merge_score_results, pending_scores
 
@@ -61,10 +63,10 @@ class _Decode(Dataset):
     def __len__(self) -> int:  # keys come from the batch sampler, not from a range
         return 0
 
-    def __getitem__(self, key: tuple[int, str]) -> tuple[int, torch.Tensor | None, str, str]:
+    def __getitem__(self, key: tuple[int, str]) -> tuple[int, np.ndarray | None, str, str]:
         index, path = key
         try:
-            return index, load_for_policy(path, self.policy), "", ""
+            return index, load_hwc(path, self.policy), "", ""
         except InputError as exc:
             return index, None, exc.reason, exc.detail
         except Exception as exc:  # a decoder bug must cost one image, not the shard
@@ -90,6 +92,7 @@ class _Decoded:
 
     failures: list[tuple[int, str, str]]
     groups: list[tuple[list[int], torch.Tensor]]
+    flag: torch.Tensor | None = None  # the worker's shared buffer holding `groups`, if any
 
     @staticmethod
     def join(pieces: list[_Decoded], device: torch.device) -> _Decoded:
@@ -110,8 +113,9 @@ class _Decoded:
 
     def pin_memory(self) -> _Decoded:
         """Called by the DataLoader's pin thread on GPU runs: page-locked pieces are copied to
-        the device asynchronously, while the model's thread launches the previous batch."""
-        return _Decoded(self.failures, [(i, t.pin_memory()) for i, t in self.groups])
+        the device asynchronously, while the model's thread launches the previous batch.
+        The worker's buffer goes back when the model's thread joins the pinned piece."""
+        return _Decoded(self.failures, [(i, t.pin_memory()) for i, t in self.groups], self.flag)
 
 
 @dataclass
@@ -123,19 +127,32 @@ class _Launched:
     output: torch.Tensor
 
 
-def _stack_by_shape(items: list[tuple[int, torch.Tensor | None, str, str]]) -> _Decoded:
+def _stack_by_shape(items: list[tuple[int, np.ndarray | None, str, str]]) -> _Decoded:
     """The DataLoader's collate: runs in the decode worker, so the model's process receives one
-    stacked tensor per shape instead of stacking dozens of images itself between batches.
-    Catalog sizes can be stale, hence grouping by the real decoded shape."""
+    (N, 3, H, W) tensor per shape instead of stacking dozens of images itself between batches.
+    All shapes share one buffer, reused shared memory in a worker (`batch_buffer`), and each
+    image is transposed to channels-first while it is copied in. Catalog sizes can be stale,
+    hence grouping by the real decoded shape."""
     failures: list[tuple[int, str, str]] = []
-    by_shape: dict[tuple, list[tuple[int, torch.Tensor]]] = defaultdict(list)
-    for index, tensor, reason, detail in items:
-        if tensor is None:
+    by_shape: dict[tuple, list[tuple[int, np.ndarray]]] = defaultdict(list)
+    for index, image, reason, detail in items:
+        if image is None:
             failures.append((index, reason, detail))
         else:
-            by_shape[tuple(tensor.shape)].append((index, tensor))
-    groups = [([i for i, _ in m], torch.stack([t for _, t in m])) for m in by_shape.values()]
-    return _Decoded(failures, groups)
+            by_shape[image.shape].append((index, image))
+    total = sum(len(m) * math.prod(shape) for shape, m in by_shape.items())
+    if not total:
+        return _Decoded(failures, [])
+    payload, flag = batch_buffer(total)
+    groups, offset = [], 0
+    for (height, width, channels), members in by_shape.items():
+        size = len(members) * height * width * channels
+        stacked = payload[offset : offset + size].view(len(members), channels, height, width)
+        for k, (_, image) in enumerate(members):
+            np.copyto(stacked[k].numpy(), image.transpose(2, 0, 1))
+        groups.append(([i for i, _ in members], stacked))
+        offset += size
+    return _Decoded(failures, groups, flag)
 
 
 DECODE_PIECES = 4  # pieces per model batch, when there are workers to decode them in parallel
@@ -186,6 +203,7 @@ class ScoreWorker:
         self.groups = list(groups.items())
         # Persistent decode workers per policy: started once, then fed shard after shard.
         self.loaders: dict[InputPolicy, tuple[DataLoader, _ShardBatches]] = {}
+        self.returned = ReturnedBuffers()  # the workers' batch buffers, handed back after use
 
     def _loader(self, policy: InputPolicy) -> tuple[DataLoader, _ShardBatches]:
         if policy not in self.loaders:
@@ -236,7 +254,10 @@ class ScoreWorker:
             device = scorers[0].device
             previous: list[_Launched] = []
             for count in pieces_per_batch:
-                decoded = _Decoded.join([next(decoded_pieces) for _ in range(count)], device)
+                pieces = [next(decoded_pieces) for _ in range(count)]
+                decoded = _Decoded.join(pieces, device)
+                for piece in pieces:  # copied out (concatenated or pinned): the workers reuse
+                    self.returned.hand_back(piece.flag)
                 launched: list[_Launched] = []
                 self._score_decoded(decoded, todo, scorers, out, launched)
                 # Read the previous batch only now: this batch is already queued behind it.

@@ -20,19 +20,22 @@ class InputError(Exception):
 def decode_rgb(path: str) -> Image.Image:
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return img.convert("RGB")
+            # In place, and no convert for RGB files: each copy of a 1080x800 image costs
+            # ~0.3-0.8 ms next to a ~3 ms decode.
+            ImageOps.exif_transpose(img, in_place=True)  # loads the pixels
+            return img if img.mode == "RGB" else img.convert("RGB")
     except FileNotFoundError:
         raise InputError("file_missing", f"{path} no longer exists") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError("decode_failed", f"{type(exc).__name__}: {exc}") from None
 
 
-def apply_policy(img: Image.Image, policy: InputPolicy) -> torch.Tensor:
-    """(3, H, W) uint8, following the policy (min_side is checked by the caller).
+def apply_policy(img: Image.Image, policy: InputPolicy) -> np.ndarray:
+    """(H, W, 3) uint8, following the policy (min_side is checked by the caller).
 
-    uint8, not float: a quarter of the bytes through DataLoader worker pipes, batch stacking
-    and the host-to-GPU copy; `Scorer.score` scales to [0, 1] on the model's device.
+    uint8, not float: a quarter of the bytes through DataLoader workers, batch buffers and the
+    host-to-GPU copy; `Scorer.score` scales to [0, 1] on the model's device. Height-width-channel
+    as decoded: the batch collate transposes while copying into its buffer (`to_chw` alone).
     """
     if policy.mode == "pad_square":
         side = max(img.size)
@@ -45,8 +48,12 @@ def apply_policy(img: Image.Image, policy: InputPolicy) -> torch.Tensor:
         ratio = policy.max_side / max(img.size)
         size = (max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio)))
         img = img.resize(size, Image.Resampling.BICUBIC)
-    # One copy, HWC -> CHW, into a writable array (Pillow's buffer view is read-only).
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy())
+    return np.asarray(img, dtype=np.uint8)
+
+
+def to_chw(image: np.ndarray) -> torch.Tensor:
+    """(3, H, W) uint8 tensor from an (H, W, 3) array, in one transposing copy."""
+    return torch.from_numpy(image.transpose(2, 0, 1).copy())
 
 
 def check_min_side(width: int, height: int, policy: InputPolicy) -> None:
@@ -54,7 +61,13 @@ def check_min_side(width: int, height: int, policy: InputPolicy) -> None:
         raise InputError("too_small", f"{width}x{height} < {policy.min_side}px side")
 
 
-def load_for_policy(path: str, policy: InputPolicy) -> torch.Tensor:
+def load_hwc(path: str, policy: InputPolicy) -> np.ndarray:
+    """(H, W, 3) uint8 for the policy: what decode workers hand to the batch collate."""
     img = decode_rgb(path)
     check_min_side(*img.size, policy)
     return apply_policy(img, policy)
+
+
+def load_for_policy(path: str, policy: InputPolicy) -> torch.Tensor:
+    """(3, H, W) uint8, the layout `Scorer.score` takes."""
+    return to_chw(load_hwc(path, policy))

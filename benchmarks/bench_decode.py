@@ -1,0 +1,120 @@
+"""The scoring runner's decode pipeline without a model: what caps fast metrics on a GPU.
+
+Usage: .venv/bin/python benchmarks/bench_decode.py [--images 256] [--workers 1,2] [--rounds 3]
+
+1080x800 real-photo JPEGs go through `ScoreWorker`'s own DataLoader (decode workers, the batch
+collate, shared memory to this process, the join that copies pieces out), in pieces of 4 as a
+batch of 16 is split. Each row runs twice in the same run, side by side:
+- "pooled": workers collate into shared buffers they reuse (`curation.shm_buffers`);
+- "fresh": a new shared-memory segment per piece, as torch's default collate does.
+Reported: images/s, and CPU ms per image in the decode workers (read from /proc) and in this
+process. "decode alone" is the single-thread cost of `load_hwc` (decode + EXIF + RGB array),
+the floor a worker's cost can approach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import curation.shm_buffers as shm_buffers  # noqa: E402
+from benchmarks.bench_scorers import make_pool  # noqa: E402
+from curation.score import ScoreSettings, ScoreWorker, _Decoded  # noqa: E402
+from curation.scorers.base import InputPolicy  # noqa: E402
+from curation.scorers.inputs import load_hwc  # noqa: E402
+
+POLICY = InputPolicy(mode="full", min_side=1)
+POOLED = shm_buffers.MAX_POOLED
+PIECE = 4  # a batch of 16 split for 4+ decode workers (curation.score.DECODE_PIECES)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """user + system CPU seconds of these processes so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / TICKS
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def decode_alone_ms(paths: list[Path]) -> float:
+    started = time.perf_counter()
+    for path in paths:
+        load_hwc(str(path), POLICY)
+    return 1000 * (time.perf_counter() - started) / len(paths)
+
+
+def pipeline(paths: list[Path], workers: int, pooled: bool, rounds: int) -> dict[str, float]:
+    """Best round: images/s, worker CPU ms/image, this process's CPU ms/image."""
+    # Forked workers read this when they collate: 0 keeps no buffer, so every piece gets a
+    # new segment.
+    shm_buffers.MAX_POOLED = POOLED if pooled else 0
+    worker = ScoreWorker(ScoreSettings(metrics=("niqe",), decode_workers=workers))
+    loader, sampler = worker._loader(POLICY)
+    batches = [[(i, str(paths[i])) for i in range(k, min(k + PIECE, len(paths)))]
+               for k in range(0, len(paths), PIECE)]
+    best: dict[str, float] = {}
+    iterator = None
+    for _ in range(rounds + 1):  # the first round starts the workers
+        sampler.batches = batches
+        iterator = iter(loader)
+        pids = [p.pid for p in iterator._workers]
+        wall, work, own = time.perf_counter(), cpu_seconds(pids), own_cpu_seconds()
+        for piece in iterator:
+            _Decoded.join([piece], torch.device("cpu"))
+            worker.returned.hand_back(piece.flag)
+        wall = time.perf_counter() - wall
+        row = {
+            "img_s": len(paths) / wall,
+            "worker_ms": 1000 * (cpu_seconds(pids) - work) / len(paths),
+            "main_ms": 1000 * (own_cpu_seconds() - own) / len(paths),
+        }
+        if not best or row["img_s"] > best["img_s"]:
+            best = row
+    del iterator, loader, worker
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # this process only copies; the cores are the workers'
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_pool(Path(tmp), args.images, [(1080, 800)])
+        floor = min(decode_alone_ms(paths) for _ in range(2))
+        print(f"{args.images} JPEGs, 1080x800, pieces of {PIECE}; CPU: {os.cpu_count()} cores")
+        print(f"decode alone (one thread): {floor:.2f} ms/image")
+        header = "workers | buffers | images/s | worker CPU ms/img | this process ms/img"
+        print(header + " | decode alone / worker CPU")
+        for workers in (int(w) for w in args.workers.split(",")):
+            rows = {p: pipeline(paths, workers, p == "pooled", args.rounds)
+                    for p in ("fresh", "pooled")}
+            for name, r in rows.items():
+                print(f"{workers} | {name} | {r['img_s']:.0f} | {r['worker_ms']:.2f} | "
+                      f"{r['main_ms']:.2f} | {floor / r['worker_ms']:.2f}")
+            faster = rows["pooled"]["img_s"] / rows["fresh"]["img_s"]
+            lighter = rows["fresh"]["worker_ms"] / rows["pooled"]["worker_ms"]
+            print(f"{workers} | pooled / fresh | {faster:.2f}x images/s | "
+                  f"{lighter:.2f}x less worker CPU |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Score-input decoding: EXIF and colour modes, and decode workers' reused shared buffers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from curation.score import ScoreSettings, ScoreWorker, scores_for_paths
+from curation.scorers.base import InputPolicy
+from curation.scorers.inputs import load_for_policy
+from curation.shm_buffers import MAX_POOLED, ReturnedBuffers, SharedBuffers
+from tests.conftest import write_photo_pool
+
+FULL = InputPolicy(mode="full", min_side=1)
+
+
+def _reference(path: Path) -> np.ndarray:
+    """What the decode must produce: EXIF applied, RGB, channels first."""
+    with Image.open(path) as img:
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB")).transpose(2, 0, 1)
+
+
+def _odd_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = Image.open(write_photo_pool(folder / "src", 1, size=(96, 64))[0]).convert("RGB")
+    files = {}
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": decoded 96x64 becomes 64x96
+    files["rotated.jpg"] = lambda p: photo.save(p, exif=exif.tobytes(), quality=95)
+    files["gray.png"] = lambda p: photo.convert("L").save(p)
+    files["palette.png"] = lambda p: photo.convert("P").save(p)
+    files["rgba.png"] = lambda p: photo.convert("RGBA").save(p)
+    files["cmyk.jpg"] = lambda p: photo.convert("CMYK").save(p, quality=95)
+    paths = []
+    for name, write in files.items():
+        write(folder / name)
+        paths.append(folder / name)
+    return paths
+
+
+def test_decode_applies_exif_orientation_and_converts_every_mode_to_rgb(tmp_path):
+    for path in _odd_files(tmp_path):
+        got = load_for_policy(str(path), FULL)
+        assert got.dtype == torch.uint8 and got.is_contiguous(), path.name
+        assert np.array_equal(got.numpy(), _reference(path)), path.name
+    rotated = load_for_policy(str(tmp_path / "rotated.jpg"), FULL)
+    assert tuple(rotated.shape) == (3, 96, 64)
+
+
+def test_decode_workers_reuse_buffers_and_never_overwrite_one_still_in_use(tmp_path):
+    """Real DataLoader workers: every piece holds its own images' pixels, including a piece
+    the model's side keeps (not handed back) for the whole run, and the workers recycle a
+    few shared buffers instead of creating one per piece."""
+    paths = write_photo_pool(tmp_path / "a", 24, size=(120, 80))
+    paths += write_photo_pool(tmp_path / "b", 12, size=(64, 72))
+    paths += _odd_files(tmp_path / "odd")
+    worker = ScoreWorker(ScoreSettings(metrics=("brisque",), decode_workers=2))
+    loader, sampler = worker._loader(FULL)
+    sampler.batches = [[(i, str(paths[i])) for i in range(k, min(k + 2, len(paths)))]
+                       for k in range(0, len(paths), 2)]
+    kept, storages, pieces = None, set(), 0
+    for piece in loader:
+        pieces += 1
+        assert not piece.failures
+        for indices, stacked in piece.groups:
+            storages.add(stacked.untyped_storage().data_ptr())
+            for k, index in enumerate(indices):
+                assert np.array_equal(stacked[k].numpy(), _reference(paths[index])), index
+        if kept is None:
+            kept = piece  # held to the end: its worker must not reuse its buffer
+        else:
+            worker.returned.hand_back(piece.flag)
+    for indices, stacked in kept.groups:
+        for k, index in enumerate(indices):
+            assert np.array_equal(stacked[k].numpy(), _reference(paths[index]))
+    assert pieces == len(sampler.batches)
+    assert len(storages) <= 2 * MAX_POOLED < pieces
+
+
+def test_scores_with_decode_workers_equal_scores_decoded_in_process(tmp_path):
+    paths = write_photo_pool(tmp_path / "a", 20, size=(120, 80))
+    paths += write_photo_pool(tmp_path / "b", 6, size=(64, 72)) + _odd_files(tmp_path / "odd")
+
+    def scores(decode_workers: int) -> dict[str, float]:
+        settings = ScoreSettings(metrics=("brisque",), batch_size=3, decode_workers=decode_workers)
+        table = scores_for_paths(paths, settings)
+        return {r["image_id"]: r["value"] for r in table.to_pylist()}
+
+    in_process, with_workers = scores(0), scores(2)
+    assert len(in_process) == len(paths) and None not in in_process.values()
+    assert with_workers == in_process
+
+
+def test_buffer_pool_reuses_released_buffers_and_evicts_the_smallest_when_full():
+    pool, returned = SharedBuffers(), ReturnedBuffers(limit=4)
+
+    def storage(tensor: torch.Tensor) -> int:
+        return tensor.untyped_storage().data_ptr()
+
+    first, first_flag = pool.take(1000)
+    second, _ = pool.take(1000)
+    assert storage(first) != storage(second)  # the first is still in use
+    assert first.is_shared() and int(first_flag) == 1
+    returned.hand_back(first_flag)
+    again, again_flag = pool.take(900)  # fits the released buffer
+    assert storage(again) == storage(first) and int(again_flag) == 1
+    held = [pool.take(100 * (k + 1)) for k in range(MAX_POOLED - 2)]
+    assert len(pool.buffers) == MAX_POOLED
+    returned.hand_back(held[0][1])  # the smallest buffer, released
+    big, _ = pool.take(10_000)  # no released buffer fits: a new one replaces the smallest
+    assert len(pool.buffers) == MAX_POOLED
+    assert storage(held[0][0]) not in {storage(b) for b in pool.buffers}
+    assert storage(big) in {storage(b) for b in pool.buffers}
+    assert len(returned.mapped) <= 4
