@@ -3,8 +3,8 @@
 Usage: .venv/bin/python benchmarks/bench_decode.py [--images 256] [--workers 1,2] [--rounds 3]
 
 1080x800 real-photo JPEGs go through `ScoreWorker`'s own DataLoader (decode workers, the batch
-collate, shared memory to this process, the join that copies pieces out), in pieces of 4 as a
-batch of 16 is split. Each row runs twice in the same run, side by side:
+collate, shared memory to this process, the join; with no model nothing copies the images out
+here), in pieces of 4 as a batch of 16 is split. Each row runs in the same run, side by side:
 - "pooled": workers collate into shared buffers they reuse (`curation.shm_buffers`);
 - "fresh": a new shared-memory segment per piece, as torch's default collate does.
 Reported: images/s, and CPU ms per image in the decode workers (read from /proc) and in this

@@ -96,25 +96,26 @@ class _Decoded:
 
     @staticmethod
     def join(pieces: list[_Decoded], device: torch.device) -> _Decoded:
-        """Pieces of one model batch as one, each shape's images concatenated on `device`."""
+        """Pieces of one model batch as one, each shape's images concatenated on `device`.
+
+        A shape that comes in one piece is used as it is (on CPU: still in the worker's
+        buffer, which is handed back only after the batch is launched)."""
         failures = [f for piece in pieces for f in piece.failures]
         by_shape: dict[tuple, list[tuple[list[int], torch.Tensor]]] = defaultdict(list)
         for piece in pieces:
             for indices, stacked in piece.groups:
                 by_shape[tuple(stacked.shape[1:])].append((indices, stacked))
-        groups = [
-            (
-                [i for indices, _ in parts for i in indices],
-                torch.cat([t.to(device, non_blocking=True) for _, t in parts]),
-            )
-            for parts in by_shape.values()
-        ]
+        groups = []
+        for parts in by_shape.values():
+            on_device = [t.to(device, non_blocking=True) for _, t in parts]
+            joined = on_device[0] if len(on_device) == 1 else torch.cat(on_device)
+            groups.append(([i for indices, _ in parts for i in indices], joined))
         return _Decoded(failures, groups)
 
     def pin_memory(self) -> _Decoded:
         """Called by the DataLoader's pin thread on GPU runs: page-locked pieces are copied to
         the device asynchronously, while the model's thread launches the previous batch.
-        The worker's buffer goes back when the model's thread joins the pinned piece."""
+        The worker's buffer goes back once the model's thread has launched the batch."""
         return _Decoded(self.failures, [(i, t.pin_memory()) for i, t in self.groups], self.flag)
 
 
@@ -256,10 +257,12 @@ class ScoreWorker:
             for count in pieces_per_batch:
                 pieces = [next(decoded_pieces) for _ in range(count)]
                 decoded = _Decoded.join(pieces, device)
-                for piece in pieces:  # copied out (concatenated or pinned): the workers reuse
-                    self.returned.hand_back(piece.flag)
                 launched: list[_Launched] = []
                 self._score_decoded(decoded, todo, scorers, out, launched)
+                # Launching converted the images to float (the model's own copy; a CPU
+                # forward has even finished), so the workers may reuse their buffers.
+                for piece in pieces:
+                    self.returned.hand_back(piece.flag)
                 # Read the previous batch only now: this batch is already queued behind it.
                 _read_launched(previous, todo, out)
                 previous = launched

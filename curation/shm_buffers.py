@@ -77,7 +77,8 @@ class ReturnedBuffers:
         self.mapped: OrderedDict[int, torch.UntypedStorage] = OrderedDict()
 
     def hand_back(self, flag: torch.Tensor | None) -> None:
-        """Call once the buffer's images have been copied out (concatenated or pinned)."""
+        """Call once nothing reads the buffer's images any more (pinned, concatenated, or
+        converted to float when their batch was launched)."""
         if flag is None:
             return
         flag.zero_()
