@@ -65,7 +65,7 @@ def pipeline(paths: list[Path], workers: int, pooled: bool, rounds: int) -> dict
     # new segment.
     shm_buffers.MAX_POOLED = POOLED if pooled else 0
     worker = ScoreWorker(ScoreSettings(metrics=("niqe",), decode_workers=workers))
-    loader, sampler = worker._loader(POLICY)
+    loader, sampler = worker._loader(POLICY, workers)
     batches = [[(i, str(paths[i])) for i in range(k, min(k + PIECE, len(paths)))]
                for k in range(0, len(paths), PIECE)]
     best: dict[str, float] = {}

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +24,12 @@ from curation.runner import JobStats, ShardJob, run_job
 from curation.scorers import Scorer, create_scorer, get_scorer_spec, scorer_version
 from curation.scorers.base import InputPolicy
 from curation.scorers.inputs import InputError, load_hwc
-from curation.shm_buffers import ReturnedBuffers, batch_buffer
+from curation.shm_buffers import (
+    ReturnedBuffers,
+    batch_buffer,
+    shared_memory_size,
+    workers_footprint,
+)
 from db.catalog import Catalog
 from db.scoring import RESULT_SCHEMA, merge_score_results, pending_scores
 
@@ -157,6 +163,19 @@ def _stack_by_shape(items: list[tuple[int, np.ndarray | None, str, str]]) -> _De
 
 
 DECODE_PIECES = 4  # pieces per model batch, when there are workers to decode them in parallel
+PREFETCH_PIECES = 4  # per decode worker (the DataLoader's prefetch_factor)
+
+
+def plan_pieces(batches: list[list[int]], workers: int) -> list[list[list[int]]]:
+    """Each model batch as a few pieces for different workers: the first batch of a shard is
+    ready after one piece's decode instead of a whole batch's; pieces join on the device."""
+    return [split_for_workers(batch, workers) for batch in batches]
+
+
+def largest_piece_bytes(plan: list[list[list[int]]], shapes: list[tuple[int, int]]) -> int:
+    """uint8 RGB bytes of the largest piece (a piece's images share one predicted shape)."""
+    sizes = (3 * shapes[p[0]][0] * shapes[p[0]][1] * len(p) for pieces in plan for p in pieces)
+    return max(sizes, default=0)
 
 
 def split_for_workers(batch: list[int], workers: int) -> list[list[int]]:
@@ -205,24 +224,46 @@ class ScoreWorker:
         # Persistent decode workers per policy: started once, then fed shard after shard.
         self.loaders: dict[InputPolicy, tuple[DataLoader, _ShardBatches]] = {}
         self.returned = ReturnedBuffers()  # the workers' batch buffers, handed back after use
+        self.shm_bytes = shared_memory_size()  # None where there is no /dev/shm to check
+        self.warned_shm = False
 
-    def _loader(self, policy: InputPolicy) -> tuple[DataLoader, _ShardBatches]:
-        if policy not in self.loaders:
+    def _loader(self, policy: InputPolicy, workers: int) -> tuple[DataLoader, _ShardBatches]:
+        if (policy, workers) not in self.loaders:
             sampler = _ShardBatches()
-            workers = self.settings.decode_workers
             loader = DataLoader(
                 _Decode(policy),
                 batch_sampler=sampler,
                 num_workers=workers,
                 collate_fn=_stack_by_shape,
                 persistent_workers=workers > 0,
-                prefetch_factor=4 if workers > 0 else None,
+                prefetch_factor=PREFETCH_PIECES if workers > 0 else None,
                 # Pieces arrive stacked (collate runs in the worker), so pinning is one copy per
                 # piece, done by the DataLoader's own thread; only a GPU reads pinned memory.
                 pin_memory=workers > 0 and torch.device(self.settings.device).type == "cuda",
             )
-            self.loaders[policy] = (loader, sampler)
-        return self.loaders[policy]
+            self.loaders[(policy, workers)] = (loader, sampler)
+        return self.loaders[(policy, workers)]
+
+    def _decode_workers(self, piece_bytes: int) -> int:
+        """The configured decode workers, or 0 (decode in this process) for a shard whose
+        pieces would not fit in /dev/shm: a worker that runs out of it dies of SIGBUS."""
+        workers = self.settings.decode_workers
+        if workers == 0 or self.shm_bytes is None:
+            return workers
+        need = workers_footprint(workers, piece_bytes)
+        if need <= self.shm_bytes // 2:
+            return workers
+        if not self.warned_shm:
+            self.warned_shm = True
+            print(
+                f"warning: /dev/shm holds {self.shm_bytes >> 20} MiB but {workers} decode "
+                f"workers need about {need >> 20} MiB for these images, so they are decoded in "
+                "the model's process (slower). Give the machine or container more shared "
+                "memory (docker run --shm-size=2g, or --ipc=host), or set [score] "
+                "decode_workers lower.",
+                file=sys.stderr,
+            )
+        return 0
 
     def batch_size(self, scorers: list[Scorer]) -> int:
         """--batch-size if set, else the smallest declared batch for this device."""
@@ -242,19 +283,17 @@ class ScoreWorker:
                 policy.output_hw(r["width"] or 0, r["height"] or 0, r["exif_orientation"])
                 for r in todo
             ]
-            loader, sampler = self._loader(policy)
-            # Each model batch is decoded as a few pieces by different workers: the first batch
-            # of a shard is ready after one piece's decode instead of a whole batch's, and the
-            # pieces are joined on the model's device.
-            pieces_per_batch, sampler.batches = [], []
-            for batch in size_buckets(shapes, self.batch_size(scorers)):
-                pieces = split_for_workers(batch, self.settings.decode_workers)
-                pieces_per_batch.append(len(pieces))
-                sampler.batches += [[(i, todo[i]["path"]) for i in piece] for piece in pieces]
+            batches = size_buckets(shapes, self.batch_size(scorers))
+            plan = plan_pieces(batches, self.settings.decode_workers)
+            workers = self._decode_workers(largest_piece_bytes(plan, shapes))
+            if workers != self.settings.decode_workers:
+                plan = plan_pieces(batches, workers)
+            loader, sampler = self._loader(policy, workers)
+            sampler.batches = [[(i, todo[i]["path"]) for i in p] for b in plan for p in b]
             decoded_pieces = iter(loader)
             device = scorers[0].device
             previous: list[_Launched] = []
-            for count in pieces_per_batch:
+            for count in (len(b) for b in plan):
                 pieces = [next(decoded_pieces) for _ in range(count)]
                 decoded = _Decoded.join(pieces, device)
                 launched: list[_Launched] = []
@@ -415,18 +454,21 @@ def run_scoring(
 
 def scores_for_paths(paths: list[Path], settings: ScoreSettings) -> pa.Table:
     """Score files directly (benchmarks, ad-hoc use): the worker without the catalog."""
-    worker = ScoreWorker(settings)
-    table = pa.table(
+    return ScoreWorker(settings).process(path_items(paths, settings.metrics))
+
+
+def path_items(paths: list[Path], metrics: tuple[str, ...]) -> pa.Table:
+    """The work items `ScoreWorker.process` takes, for files outside a catalog."""
+    return pa.table(
         {
             "image_id": [str(p) for p in paths],
             "path": [str(p) for p in paths],
             "width": [_size(p)[0] for p in paths],
             "height": [_size(p)[1] for p in paths],
             "exif_orientation": pa.array([None] * len(paths), pa.int64()),
-            "missing": [list(settings.metrics)] * len(paths),
+            "missing": [list(metrics)] * len(paths),
         }
     )
-    return worker.process(table)
 
 
 def _size(path: Path) -> tuple[int, int]:

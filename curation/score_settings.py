@@ -46,8 +46,9 @@ GPU_DECODE_WORKERS = 8  # what the H100 benchmarks used; fast metrics are decode
 def decode_workers_for(device: str, requested: int) -> int:
     """DataLoader decode processes: as requested, or for -1 (auto) by where the model runs.
 
-    A GPU leaves the host's cores to decoding: fast metrics (CLIP-IQA, BRISQUE) take 300 img/s
-    from 8 workers at 1080x800, so 2 workers would cap them near 75 img/s (estimated).
+    A GPU leaves the host's cores to decoding: fast metrics (CLIP-IQA, BRISQUE) took 300 img/s
+    from 8 workers at 1080x800 before workers reused their shared buffers, so 2 workers would
+    have capped them near 75 img/s (estimated).
     """
     if requested >= 0:
         return requested

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import OrderedDict
 
 import torch
@@ -64,6 +65,20 @@ def batch_buffer(nbytes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     if _POOL is None:
         _POOL = SharedBuffers()
     return _POOL.take(nbytes)
+
+
+def workers_footprint(workers: int, piece_bytes: int) -> int:
+    """Shared memory that decode workers may hold at once for pieces of this size: each its
+    pooled buffers, which cover its prefetched pieces and those not yet handed back."""
+    return workers * MAX_POOLED * (HEADER + int(piece_bytes * GROWTH))
+
+
+def shared_memory_size() -> int | None:
+    """Size of /dev/shm, where torch puts the tensors workers send; None where there is none."""
+    try:
+        return shutil.disk_usage("/dev/shm").total
+    except OSError:
+        return None
 
 
 class ReturnedBuffers:

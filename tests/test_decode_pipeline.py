@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from curation.score import ScoreSettings, ScoreWorker, scores_for_paths
+from curation.score import ScoreSettings, ScoreWorker, path_items, scores_for_paths
 from curation.scorers.base import InputPolicy
 from curation.scorers.inputs import load_for_policy
-from curation.shm_buffers import MAX_POOLED, ReturnedBuffers, SharedBuffers
+from curation.shm_buffers import MAX_POOLED, ReturnedBuffers, SharedBuffers, workers_footprint
 from tests.conftest import write_photo_pool
 
 FULL = InputPolicy(mode="full", min_side=1)
@@ -58,7 +59,7 @@ def test_decode_workers_reuse_buffers_and_never_overwrite_one_still_in_use(tmp_p
     paths += write_photo_pool(tmp_path / "b", 12, size=(64, 72))
     paths += _odd_files(tmp_path / "odd")
     worker = ScoreWorker(ScoreSettings(metrics=("brisque",), decode_workers=2))
-    loader, sampler = worker._loader(FULL)
+    loader, sampler = worker._loader(FULL, 2)
     sampler.batches = [[(i, str(paths[i])) for i in range(k, min(k + 2, len(paths)))]
                        for k in range(0, len(paths), 2)]
     kept, storages, pieces = None, set(), 0
@@ -115,3 +116,32 @@ def test_buffer_pool_reuses_released_buffers_and_evicts_the_smallest_when_full()
     assert storage(held[0][0]) not in {storage(b) for b in pool.buffers}
     assert storage(big) in {storage(b) for b in pool.buffers}
     assert len(returned.mapped) <= 4
+
+
+def test_images_too_big_for_shared_memory_are_decoded_in_process_with_one_warning(
+    tmp_path, capsys
+):
+    """A worker that runs out of /dev/shm dies of SIGBUS (Docker's default is 64 MB): when a
+    shard's pieces would not fit, it is decoded in the model's process, with the same scores."""
+    paths = write_photo_pool(tmp_path / "a", 6, size=(120, 80))
+    items = path_items(paths, ("brisque",))
+    settings = ScoreSettings(metrics=("brisque",), batch_size=3, decode_workers=2)
+    need = workers_footprint(2, 2 * 3 * 80 * 120)  # batches of 3 split as pieces of 2 and 1
+
+    def scores(table) -> dict[str, float]:
+        return {r["image_id"]: r["value"] for r in table.to_pylist()}
+
+    expected = scores(ScoreWorker(dataclasses.replace(settings, decode_workers=0)).process(items))
+    small = ScoreWorker(settings)
+    small.shm_bytes = need  # needs more than half of it
+    assert scores(small.process(items)) == expected
+    assert scores(small.process(items)) == expected
+    assert [workers for _, workers in small.loaders] == [0]  # no worker process started
+    warning = capsys.readouterr().err
+    assert warning.count("/dev/shm") == 1 and "--shm-size" in warning
+
+    roomy = ScoreWorker(settings)
+    roomy.shm_bytes = 2 * need
+    assert scores(roomy.process(items)) == expected
+    assert [workers for _, workers in roomy.loaders] == [2]
+    assert "/dev/shm" not in capsys.readouterr().err
