@@ -221,8 +221,9 @@ class ScoreWorker:
             groups[key].append(scorer)
         # One decode per distinct policy: niqe, brisque, maniqa, musiq, clipiqa share "full".
         self.groups = list(groups.items())
-        # Persistent decode workers per policy: started once, then fed shard after shard.
-        self.loaders: dict[InputPolicy, tuple[DataLoader, _ShardBatches]] = {}
+        # Persistent decode workers per (policy, worker count): started once, then fed shard
+        # after shard (a count of 0 decodes in this process, see _decode_workers).
+        self.loaders: dict[tuple[InputPolicy, int], tuple[DataLoader, _ShardBatches]] = {}
         self.returned = ReturnedBuffers()  # the workers' batch buffers, handed back after use
         self.shm_bytes = shared_memory_size()  # None where there is no /dev/shm to check
         self.warned_shm = False

@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import get_worker_info
 
 # Byte 0 of each buffer is its "in use" flag: the worker sets it when it fills the buffer, the
-# model's process clears it once it has copied the images out. The payload starts at HEADER
-# bytes so that it stays 64-byte aligned.
+# model's process clears it once nothing reads the images any more (after their batch is
+# launched). The payload starts at HEADER bytes so that it stays 64-byte aligned.
 HEADER = 64
 # Buffers a worker keeps: its prefetched pieces (the DataLoader's prefetch_factor, 4) plus one or
 # two that the model's process has not handed back yet. More in use at once get fresh segments.
@@ -84,8 +84,9 @@ def shared_memory_size() -> int | None:
 class ReturnedBuffers:
     """The model's process side: hands buffers back to their workers and keeps the last few
     mapped, so that a buffer that comes back is neither mapped nor page-faulted again (torch
-    reuses a storage that is still alive in this process; the copy out of a freshly mapped
-    10 MB piece costs ~6 ms, of an already mapped one ~1 ms)."""
+    reuses a storage that is still alive in this process). Copying 1080x800 images out, as the
+    pin thread does, took ~0.77 ms per image from fresh mappings and ~0.48 ms from kept ones
+    (2 workers, 2-core machine)."""
 
     def __init__(self, limit: int = 64) -> None:
         self.limit = limit
