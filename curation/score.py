@@ -230,6 +230,9 @@ class ScoreWorker:
 
     def _loader(self, policy: InputPolicy, workers: int) -> tuple[DataLoader, _ShardBatches]:
         if (policy, workers) not in self.loaders:
+            # Other worker counts for this policy stop: idle workers would keep their buffers.
+            for key in [k for k in self.loaders if k[0] == policy]:
+                del self.loaders[key]
             sampler = _ShardBatches()
             loader = DataLoader(
                 _Decode(policy),
@@ -246,25 +249,25 @@ class ScoreWorker:
         return self.loaders[(policy, workers)]
 
     def _decode_workers(self, piece_bytes: int) -> int:
-        """The configured decode workers, or 0 (decode in this process) for a shard whose
-        pieces would not fit in /dev/shm: a worker that runs out of it dies of SIGBUS."""
+        """The configured decode workers, or as many as this shard's pieces fit in /dev/shm
+        (0: decode in this process): a worker that runs out of it dies of SIGBUS."""
         workers = self.settings.decode_workers
-        if workers == 0 or self.shm_bytes is None:
+        if workers == 0 or self.shm_bytes is None or piece_bytes == 0:
             return workers
-        need = workers_footprint(workers, piece_bytes)
-        if need <= self.shm_bytes // 2:
-            return workers
-        if not self.warned_shm:
+        usable = self.shm_bytes * 3 // 4  # the rest for whoever else shares it
+        fit = min(workers, usable // workers_footprint(1, piece_bytes))
+        if fit < workers and not self.warned_shm:
             self.warned_shm = True
+            need = workers_footprint(workers, piece_bytes)
             print(
                 f"warning: /dev/shm holds {self.shm_bytes >> 20} MiB but {workers} decode "
-                f"workers need about {need >> 20} MiB for these images, so they are decoded in "
-                "the model's process (slower). Give the machine or container more shared "
-                "memory (docker run --shm-size=2g, or --ipc=host), or set [score] "
-                "decode_workers lower.",
+                f"workers need about {need >> 20} MiB for these images, so "
+                + (f"only {fit} decode" if fit else "the model's process decodes them")
+                + " (slower). Give the machine or container more shared memory (docker run "
+                "--shm-size=2g, or --ipc=host), or set [score] decode_workers lower.",
                 file=sys.stderr,
             )
-        return 0
+        return fit
 
     def batch_size(self, scorers: list[Scorer]) -> int:
         """--batch-size if set, else the smallest declared batch for this device."""

@@ -118,11 +118,10 @@ def test_buffer_pool_reuses_released_buffers_and_evicts_the_smallest_when_full()
     assert len(returned.mapped) <= 4
 
 
-def test_images_too_big_for_shared_memory_are_decoded_in_process_with_one_warning(
-    tmp_path, capsys
-):
-    """A worker that runs out of /dev/shm dies of SIGBUS (Docker's default is 64 MB): when a
-    shard's pieces would not fit, it is decoded in the model's process, with the same scores."""
+def test_decode_workers_shrink_to_what_fits_in_shared_memory_with_one_warning(tmp_path, capsys):
+    """A worker that runs out of /dev/shm dies of SIGBUS (Docker's default is 64 MB): a shard
+    gets only as many decode workers as its pieces fit in 3/4 of it, down to decoding in the
+    model's process, with the same scores and one warning."""
     paths = write_photo_pool(tmp_path / "a", 6, size=(120, 80))
     items = path_items(paths, ("brisque",))
     settings = ScoreSettings(metrics=("brisque",), batch_size=3, decode_workers=2)
@@ -132,16 +131,21 @@ def test_images_too_big_for_shared_memory_are_decoded_in_process_with_one_warnin
         return {r["image_id"]: r["value"] for r in table.to_pylist()}
 
     expected = scores(ScoreWorker(dataclasses.replace(settings, decode_workers=0)).process(items))
-    small = ScoreWorker(settings)
-    small.shm_bytes = need  # needs more than half of it
-    assert scores(small.process(items)) == expected
-    assert scores(small.process(items)) == expected
-    assert [workers for _, workers in small.loaders] == [0]  # no worker process started
-    warning = capsys.readouterr().err
-    assert warning.count("/dev/shm") == 1 and "--shm-size" in warning
+    for shm_bytes, workers, warned in ((need * 4 // 3 + 8, 2, False), (need, 1, True),
+                                        (need // 2, 0, True)):
+        worker = ScoreWorker(settings)
+        worker.shm_bytes = shm_bytes
+        assert scores(worker.process(items)) == expected
+        assert scores(worker.process(items)) == expected
+        assert [count for _, count in worker.loaders] == [workers], shm_bytes
+        warning = capsys.readouterr().err
+        assert warning.count("/dev/shm") == int(warned) and ("--shm-size" in warning) == warned
 
-    roomy = ScoreWorker(settings)
-    roomy.shm_bytes = 2 * need
-    assert scores(roomy.process(items)) == expected
-    assert [workers for _, workers in roomy.loaders] == [2]
-    assert "/dev/shm" not in capsys.readouterr().err
+    # Smaller images on the same worker: the full count again, and the 1-worker loader stops.
+    small_paths = write_photo_pool(tmp_path / "b", 6, size=(40, 40))
+    worker = ScoreWorker(settings)
+    worker.shm_bytes = need
+    worker.process(items)
+    assert [count for _, count in worker.loaders] == [1]
+    assert len(worker.process(path_items(small_paths, ("brisque",)))) == 6
+    assert [count for _, count in worker.loaders] == [2]
