@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image, ImageOps
 
@@ -149,3 +155,41 @@ def test_decode_workers_shrink_to_what_fits_in_shared_memory_with_one_warning(tm
     assert [count for _, count in worker.loaders] == [1]
     assert len(worker.process(path_items(small_paths, ("brisque",)))) == 6
     assert [count for _, count in worker.loaders] == [2]
+
+
+_SMALL_SHM_SCRIPT = """
+import sys
+from pathlib import Path
+from curation.score import ScoreSettings, ScoreWorker, path_items
+paths = sorted(Path(sys.argv[1]).glob("*.jpg"))
+worker = ScoreWorker(ScoreSettings(metrics=("brisque",), batch_size=16, decode_workers=2))
+table = worker.process(path_items(paths, ("brisque",)))
+print(sum(r["status"] == "ok" for r in table.to_pylist()), len(paths))
+"""
+
+
+def _in_small_shm(command: str) -> list[str]:
+    """The command in a private mount namespace whose /dev/shm is a 24 MB tmpfs."""
+    mount = "mount -t tmpfs -o size=24m tmpfs /dev/shm"
+    return ["unshare", "-m", "sh", "-c", f"{mount} && {command}"]
+
+
+def test_a_real_24_mb_dev_shm_scores_everything_with_a_warning(tmp_path):
+    """As in a container started without --shm-size: 2 workers cannot even allocate shared
+    memory for batches of these 2.6 MB images; the job decodes in-process instead."""
+    if not shutil.which("unshare") or subprocess.run(_in_small_shm("true")).returncode != 0:
+        pytest.skip("needs unshare and mount (root in a mount namespace)")
+    write_photo_pool(tmp_path / "pool", 32, size=(1080, 800))
+    script = tmp_path / "score.py"
+    script.write_text(_SMALL_SHM_SCRIPT)
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        _in_small_shm(f"{shlex.quote(sys.executable)} {script} {tmp_path / 'pool'}"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["32", "32"]
+    assert "/dev/shm holds 24 MiB" in done.stderr and "--shm-size" in done.stderr
