@@ -250,7 +250,8 @@ class ScoreWorker:
 
     def _decode_workers(self, piece_bytes: int) -> int:
         """The configured decode workers, or as many as this shard's pieces fit in /dev/shm
-        (0: decode in this process): a worker that runs out of it dies of SIGBUS."""
+        (0: decode in this process): a worker that runs out of it fails the job
+        (the allocation fails, or the worker dies of SIGBUS when it touches the page)."""
         workers = self.settings.decode_workers
         if workers == 0 or self.shm_bytes is None or piece_bytes == 0:
             return workers

@@ -125,7 +125,7 @@ def test_buffer_pool_reuses_released_buffers_and_evicts_the_smallest_when_full()
 
 
 def test_decode_workers_shrink_to_what_fits_in_shared_memory_with_one_warning(tmp_path, capsys):
-    """A worker that runs out of /dev/shm dies of SIGBUS (Docker's default is 64 MB): a shard
+    """A worker that runs out of /dev/shm fails the job (Docker's default is 64 MB): a shard
     gets only as many decode workers as its pieces fit in 3/4 of it, down to decoding in the
     model's process, with the same scores and one warning."""
     paths = write_photo_pool(tmp_path / "a", 6, size=(120, 80))
