@@ -4,9 +4,12 @@ Usage: .venv/bin/python benchmarks/bench_decode.py [--images 256] [--workers 1,2
 
 1080x800 real-photo JPEGs go through `ScoreWorker`'s own DataLoader (decode workers, the batch
 collate, shared memory to this process, the join; with no model nothing copies the images out
-here), in pieces of 4 as a batch of 16 is split. Each row runs in the same run, side by side:
-- "pooled": workers collate into shared buffers they reuse (`curation.shm_buffers`);
-- "fresh": a new shared-memory segment per piece, as torch's default collate does.
+here), in pieces of 4 as a batch of 16 is split. The rows run in the same run, side by side,
+each one change on the row before:
+- "fresh, Pillow": a new shared-memory segment per piece, as torch's default collate does,
+  and every JPEG decoded by Pillow;
+- "pooled, Pillow": workers collate into shared buffers they reuse (`curation.shm_buffers`);
+- "pooled, libjpeg-turbo": JPEGs decoded to RGB by simplejpeg (`inputs._turbo_jpeg`).
 Reported: images/s, and CPU ms per image in the decode workers (read from /proc) and in this
 process. "decode alone" is the single-thread cost of `load_hwc` (decode + EXIF + RGB array),
 the floor a worker's cost can approach.
@@ -26,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import curation.scorers.inputs as inputs  # noqa: E402
 import curation.shm_buffers as shm_buffers  # noqa: E402
 from benchmarks.bench_scorers import make_pool  # noqa: E402
 from curation.score import ScoreSettings, ScoreWorker, _Decoded  # noqa: E402
@@ -34,6 +38,7 @@ from curation.scorers.inputs import load_hwc  # noqa: E402
 
 POLICY = InputPolicy(mode="full", min_side=1)
 POOLED = shm_buffers.MAX_POOLED
+TURBO_MODES = inputs._TURBO_JPEG_MODES
 PIECE = 4  # a batch of 16 split for 4+ decode workers (curation.score.DECODE_PIECES)
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -52,6 +57,18 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# (name, pooled buffers, libjpeg-turbo JPEG decode); each compared with the row before it.
+ROWS = [("fresh, Pillow", False, False), ("pooled, Pillow", True, False),
+        ("pooled, libjpeg-turbo", True, True)]
+
+
+def use(pooled: bool, turbo: bool) -> None:
+    """Forked workers read these when they decode and collate: MAX_POOLED 0 keeps no buffer
+    (a new segment per piece); no turbo modes sends every JPEG through Pillow."""
+    shm_buffers.MAX_POOLED = POOLED if pooled else 0
+    inputs._TURBO_JPEG_MODES = TURBO_MODES if turbo else set()
+
+
 def decode_alone_ms(paths: list[Path]) -> float:
     started = time.perf_counter()
     for path in paths:
@@ -59,11 +76,8 @@ def decode_alone_ms(paths: list[Path]) -> float:
     return 1000 * (time.perf_counter() - started) / len(paths)
 
 
-def pipeline(paths: list[Path], workers: int, pooled: bool, rounds: int) -> dict[str, float]:
+def pipeline(paths: list[Path], workers: int, rounds: int) -> dict[str, float]:
     """Best round: images/s, worker CPU ms/image, this process's CPU ms/image."""
-    # Forked workers read this when they collate: 0 keeps no buffer, so every piece gets a
-    # new segment.
-    shm_buffers.MAX_POOLED = POOLED if pooled else 0
     worker = ScoreWorker(ScoreSettings(metrics=("niqe",), decode_workers=workers))
     loader, sampler = worker._loader(POLICY, workers)
     batches = [[(i, str(paths[i])) for i in range(k, min(k + PIECE, len(paths)))]
@@ -99,21 +113,28 @@ def main() -> None:
     torch.set_num_threads(1)  # this process only copies; the cores are the workers'
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_pool(Path(tmp), args.images, [(1080, 800)])
-        floor = min(decode_alone_ms(paths) for _ in range(2))
         print(f"{args.images} JPEGs, 1080x800, pieces of {PIECE}; CPU: {os.cpu_count()} cores")
-        print(f"decode alone (one thread): {floor:.2f} ms/image")
-        header = "workers | buffers | images/s | worker CPU ms/img | this process ms/img"
-        print(header + " | decode alone / worker CPU")
+        alone = {}
+        for turbo in (False, True):
+            use(True, turbo)
+            alone[turbo] = min(decode_alone_ms(paths) for _ in range(3))
+        print(f"decode alone (one thread, ms/image): Pillow {alone[False]:.2f}, libjpeg-turbo "
+              f"{alone[True]:.2f} ({alone[False] / alone[True]:.2f}x)")
+        print("workers | decode + buffers | images/s | worker CPU ms/img | this process ms/img "
+              "| decode alone / worker CPU")
         for workers in (int(w) for w in args.workers.split(",")):
-            rows = {p: pipeline(paths, workers, p == "pooled", args.rounds)
-                    for p in ("fresh", "pooled")}
-            for name, r in rows.items():
+            rows = []
+            for name, pooled, turbo in ROWS:
+                use(pooled, turbo)
+                rows.append(pipeline(paths, workers, args.rounds))
+                r = rows[-1]
                 print(f"{workers} | {name} | {r['img_s']:.0f} | {r['worker_ms']:.2f} | "
-                      f"{r['main_ms']:.2f} | {floor / r['worker_ms']:.2f}")
-            faster = rows["pooled"]["img_s"] / rows["fresh"]["img_s"]
-            lighter = rows["fresh"]["worker_ms"] / rows["pooled"]["worker_ms"]
-            print(f"{workers} | pooled / fresh | {faster:.2f}x images/s | "
-                  f"{lighter:.2f}x less worker CPU |")
+                      f"{r['main_ms']:.2f} | {alone[turbo] / r['worker_ms']:.2f}")
+            for k in range(1, len(ROWS)):
+                name, before, after = ROWS[k][0], rows[k - 1], rows[k]
+                print(f"{workers} | {name} / previous row | "
+                      f"{after['img_s'] / before['img_s']:.2f}x images/s | "
+                      f"{before['worker_ms'] / after['worker_ms']:.2f}x less worker CPU |")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from curation.score import ScoreSettings, ScoreWorker, path_items, scores_for_paths
 from curation.scorers.base import InputPolicy
-from curation.scorers.inputs import load_for_policy
+from curation.scorers.inputs import ORIENTATION, _turbo_jpeg, load_for_policy
 from curation.shm_buffers import MAX_POOLED, ReturnedBuffers, SharedBuffers, workers_footprint
 from tests.conftest import write_photo_pool
 
@@ -55,6 +55,34 @@ def test_decode_applies_exif_orientation_and_converts_every_mode_to_rgb(tmp_path
         assert np.array_equal(got.numpy(), _reference(path)), path.name
     rotated = load_for_policy(str(tmp_path / "rotated.jpg"), FULL)
     assert tuple(rotated.shape) == (3, 96, 64)
+
+
+def test_libjpeg_turbo_decode_matches_pillow_for_every_exif_orientation(tmp_path):
+    """The fast JPEG path (RGB straight from libjpeg-turbo, orientation applied as array views)
+    gives Pillow's exact pixels: colour and grayscale, progressive, 4:4:4 and 4:2:0, EXIF 1-8.
+    CMYK JPEGs (libjpeg-turbo converts them differently) go through Pillow."""
+    photo = Image.open(write_photo_pool(tmp_path / "src", 1, size=(96, 64))[0]).convert("RGB")
+    cases = []
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[ORIENTATION] = orientation
+        path = tmp_path / f"o{orientation}.jpg"
+        photo.save(path, exif=exif.tobytes(), quality=90)
+        cases.append((path, orientation))
+    for name, image, options in (
+        ("progressive.jpg", photo, {"progressive": True}),
+        ("444.jpg", photo, {"subsampling": 0}),
+        ("gray.jpg", photo.convert("L"), {}),
+    ):
+        image.save(tmp_path / name, quality=90, **options)
+        cases.append((tmp_path / name, 1))
+    for path, orientation in cases:
+        assert _turbo_jpeg(str(path), orientation) is not None, path.name  # the fast path
+        got = load_for_policy(str(path), FULL)
+        assert np.array_equal(got.numpy(), _reference(path)), path.name
+    photo.convert("CMYK").save(tmp_path / "cmyk.jpg")
+    cmyk = load_for_policy(str(tmp_path / "cmyk.jpg"), FULL)
+    assert np.array_equal(cmyk.numpy(), _reference(tmp_path / "cmyk.jpg"))
 
 
 def test_decode_workers_reuse_buffers_and_never_overwrite_one_still_in_use(tmp_path):
