@@ -1,4 +1,5 @@
-"""Score-input decoding: EXIF and colour modes, and decode workers' reused shared buffers."""
+"""Score-input decoding (EXIF, colour modes, libjpeg-turbo) and decode workers (reused shared
+buffers, /dev/shm limits)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _odd_files(folder: Path) -> list[Path]:
     photo = Image.open(write_photo_pool(folder / "src", 1, size=(96, 64))[0]).convert("RGB")
     files = {}
     exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 CW to display": decoded 96x64 becomes 64x96
+    exif[ORIENTATION] = 6  # "rotate 90 CW to display": decoded 96x64 becomes 64x96
     files["rotated.jpg"] = lambda p: photo.save(p, exif=exif.tobytes(), quality=95)
     files["gray.png"] = lambda p: photo.convert("L").save(p)
     files["palette.png"] = lambda p: photo.convert("P").save(p)
