@@ -1,5 +1,4 @@
-"""Score-input decoding (EXIF, colour modes, libjpeg-turbo) and decode workers (reused shared
-buffers, /dev/shm limits)."""
+"""Score-input decoding and decode workers: EXIF, libjpeg-turbo, reused buffers, /dev/shm."""
 
 from __future__ import annotations
 
