@@ -1,13 +1,15 @@
 """Scorers on CPU: the batched runner vs pyiqa's per-image call, and end-to-end vs model-only.
 
 Usage: .venv/bin/python benchmarks/bench_scorers.py [--small] [--images N] [--metrics a,b]
+       [--dtype bfloat16]
 
 Both sides load the same random-weight checkpoint files (written here, in each model's real
 file layout and real size; tiny models with --small) and score the same JPEGs; model build time
 is excluded on both sides. The "runner" side is curation.score.ScoreWorker.process (DataLoader
 decode workers, size buckets, each metric's declared batch size for the device unless --batch);
 the "pyiqa" side is `pyiqa.create_metric(name, pretrained_model_path=...)` called on one file
-path at a time, which is how pyiqa is used per image.
+path at a time, which is how pyiqa is used per image. `--dtype bfloat16` runs the runner and
+model-only sides in bf16 (CPUs with bf16 hardware); pyiqa's side stays float32, its default.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def bench_metric(
     decode_workers: int,
     tmp: Path,
     rounds: int,
+    dtype: str = "auto",
 ) -> dict:
     options = {metric: {"arch": arch}} if arch else {}
     settings = ScoreSettings(
@@ -117,6 +120,7 @@ def bench_metric(
         batch_size=batch,
         decode_workers=decode_workers,
         options=options,
+        dtype=dtype,
     )
     worker = ScoreWorker(settings)
     table = items_table(paths, metric)
@@ -155,6 +159,7 @@ def bench_metric(
         "metric": metric,
         "images": n,
         "batch": batch,
+        "dtype": str(scorer.dtype).removeprefix("torch."),
         "decode_workers": decode_workers,
         "rounds": rounds,
         "pyiqa_per_image_ips": n / pyiqa_s,
@@ -174,6 +179,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=0, help="0 = each metric's CPU default")
     parser.add_argument("--decode-workers", type=int, default=ScoreSettings.decode_workers)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dtype", default="auto", help="runner precision; pyiqa stays float32")
     # Full-size MANIQA (ViT-B/8 on 20 crops of 224 px) takes ~40 s per image on 2 cores.
     parser.add_argument("--maniqa-images", type=int, default=2, help="images for maniqa")
     args = parser.parse_args()
@@ -193,7 +199,15 @@ def main() -> None:
                 rw.write_maniqa(weights, arch)
             chosen = paths if args.small or metric != "maniqa" else paths[: args.maniqa_images]
             row = bench_metric(
-                metric, chosen, weights, arch, args.batch, args.decode_workers, tmp, args.rounds
+                metric,
+                chosen,
+                weights,
+                arch,
+                args.batch,
+                args.decode_workers,
+                tmp,
+                args.rounds,
+                args.dtype,
             )
             results.append(row)
             print(
@@ -201,13 +215,15 @@ def main() -> None:
                 flush=True,
             )
     print(
-        "\n| metric | images | batch | pyiqa per-image img/s | runner img/s | speed-up "
+        "\n| metric | runner dtype | images | batch | pyiqa per-image img/s | runner img/s "
+        "| speed-up "
         "| model-only img/s | e2e / model-only | max rel diff |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['metric']} | {r['images']} | {r['batch']} | {r['pyiqa_per_image_ips']:.3g} | "
+            f"| {r['metric']} | {r['dtype']} | {r['images']} | {r['batch']} | "
+            f"{r['pyiqa_per_image_ips']:.3g} | "
             f"{r['runner_ips']:.3g} | {r['speedup_vs_pyiqa']:.2f}x | {r['model_only_ips']:.3g} | "
             f"{r['e2e_over_model_only']:.2f} | {r['max_rel_diff_vs_pyiqa']:.1e} |"
         )

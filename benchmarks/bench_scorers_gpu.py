@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--shard", type=int, default=SHARD, help="images per runner shard")
     parser.add_argument("--other-shard", type=int, default=0, help="also time this shard size")
     parser.add_argument("--no-batch1", action="store_true", help="skip the batch-1 columns")
-    parser.add_argument("--pyiqa-images", type=int, default=128, help="pool for runner vs pyiqa")
+    parser.add_argument("--pyiqa-images", type=int, default=128, help="vs pyiqa pool; 0: skip")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--metrics", default=",".join(METRICS))
     parser.add_argument("--json", default="", help="also write every row to this file")
@@ -258,7 +258,7 @@ def main() -> None:
             random_weights(weights, metrics)
             print(f"random weights written/built in {time.perf_counter() - started:.0f} s")
         compared = []
-        for metric in [m for m in AGAINST_PYIQA if m in metrics]:
+        for metric in [m for m in AGAINST_PYIQA if m in metrics and args.pyiqa_images > 0]:
             compared.append(
                 against_pyiqa(metric, paths[: args.pyiqa_images], weights, tmp, args.rounds)
             )

@@ -146,6 +146,13 @@ def test_unknown_stage_metric_and_missing_weights_are_one_line_errors(
         "score", "--metrics", "niqe", "--stage-input", "quality", "--catalog", catalog.path
     )
     assert code == 2 and "no image has passed stage 'quality'" in err
+    rw.write_clipiqa(tmp_path / "w")
+    code, _, err = cli(
+        "score", "--metrics", "clipiqa", "--stage-input", "all", "--device", "cpu",
+        "--dtype", "float16", "--weights-dir", tmp_path / "w", "--catalog", catalog.path,
+    )  # fmt: skip
+    assert code == 2 and "bfloat16 only" in err and "Traceback" not in err
+    assert _rows(catalog, "SELECT count(*) FROM scores") == [(0,)]
 
 
 def test_offline_subprocess_without_weights_exits_nonzero_naming_file_and_command(tmp_path):

@@ -12,6 +12,7 @@ from curation.errors import HfaidError
 from curation.scorers import create_scorer, list_scorers
 from curation.scorers import random_weights as rw
 from curation.scorers.inputs import load_for_policy
+from curation.scorers.precision import cpu_has_native_bf16
 from curation.scorers.qalign import levels_to_score
 
 # pyiqa's published reference values (ResultsCalibra/results_official.csv) for the five LIVE
@@ -20,6 +21,9 @@ CALIBRATION = {
     "niqe": ([15.7536, 3.6549, 3.2355, 3.1840, 8.6352], 1e-2, 6e-2),
     "brisque": ([94.6421, -0.1076, 0.9929, 5.3583, 72.2617], 1e-2, 8e-2),
 }
+
+
+LEARNED = ["musiq", "maniqa", "clipiqa", "clipiqa+", "qalign_quality", "qalign_aesthetic"]
 
 
 def calibration_images() -> list[Path]:
@@ -90,9 +94,7 @@ def weights(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(
-    "metric", ["musiq", "maniqa", "clipiqa", "clipiqa+", "qalign_quality", "qalign_aesthetic"]
-)
+@pytest.mark.parametrize("metric", LEARNED)
 def test_learned_scorers_load_saved_random_weights_and_batch_like_single_images(metric, weights):
     options = {"arch": rw.TINY_ARCH[metric]} if metric in rw.TINY_ARCH else {}
     scorer = create_scorer(metric, device="cpu", weights_dir=weights, **options)
@@ -126,9 +128,61 @@ def test_missing_weights_name_the_file_and_the_fetch_command(tmp_path):
     assert "hfaid weights fetch maniqa" in message
 
 
-def test_half_precision_is_refused_on_cpu():
-    with pytest.raises(HfaidError, match="half precision"):
+def test_float16_is_refused_on_cpu():
+    with pytest.raises(HfaidError, match="bfloat16 only"):
         create_scorer("musiq", device="cpu", dtype="float16")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    skylake = tmp_path / "skylake"
+    skylake.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw\n")
+    graviton3 = tmp_path / "graviton3"
+    graviton3.write_text("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert cpu_has_native_bf16(zen4) and cpu_has_native_bf16(graviton3)
+    assert not cpu_has_native_bf16(skylake)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no bf16 arithmetic")
+@pytest.mark.parametrize("metric", LEARNED)
+def test_bfloat16_on_cpu_follows_float32_at_float32_resolution(metric, weights):
+    """The same code path as half precision on a GPU."""
+    check_bfloat16_scores(metric, weights, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("metric", LEARNED)
+def test_bfloat16_on_gpu_follows_float32_at_float32_resolution(metric, weights):
+    check_bfloat16_scores(metric, weights, "cuda")
+
+
+def check_bfloat16_scores(metric: str, weights: Path, device: str) -> None:
+    """bf16 scores batch like single images, stay near float32 and keep float32 heads."""
+    options = {"arch": rw.TINY_ARCH[metric]} if metric in rw.TINY_ARCH else {}
+    full = create_scorer(metric, device=device, dtype="float32", weights_dir=weights, **options)
+    half = create_scorer(metric, device=device, dtype="bf16", weights_dir=weights, **options)
+    assert half.dtype == torch.bfloat16
+    size = 448 if half.input_policy.mode == "pad_square" else 232
+    torch.manual_seed(4)
+    batch = torch.rand(3, 3, size, size)
+    scores = half.score(batch)
+    assert scores == pytest.approx([half.score(batch[i : i + 1])[0] for i in range(3)], rel=1e-3)
+    assert scores == pytest.approx(full.score(batch), rel=5e-2, abs=1e-2)
+    # A bf16 head would round every score to 8 significant bits (Q-Align's float64 softmax
+    # hides that, so its head is checked directly).
+    if metric.startswith("qalign"):
+        from curation.scorers.qalign import load_mplug_owl2
+
+        head = load_mplug_owl2(weights / "qalign", half.device, torch.bfloat16).lm_head
+        seen = []
+        hook = head.register_forward_hook(lambda _m, _a, out: seen.append(out))
+        half.score(batch[:2])
+        hook.remove()
+        assert seen[0].dtype == torch.float32 and seen[0].shape[:2] == (2, 1)
+    else:
+        assert any(float(torch.tensor(v).bfloat16()) != v for v in scores)
 
 
 def test_niqe_fast_gaussian_filter_matches_pyiqa_calculate_niqe():

@@ -51,7 +51,9 @@ def score(
         ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="auto | float32 | float16 | bfloat16.")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="auto | float32 | float16 | bfloat16 (CPU: no float16).")
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Images per batch (0 = per metric).")
     ] = None,

@@ -11,6 +11,7 @@ import torch
 
 from curation.errors import HfaidError
 from curation.scorers.base import BuildContext, BuiltModel, InputPolicy, ScorerSpec
+from curation.scorers.precision import compute_dtype, keep_float32
 from curation.weights import fingerprint, require_weights, weights_dir
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -90,29 +91,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def compute_dtype(spec: ScorerSpec, device: torch.device, dtype: str | None) -> torch.dtype:
-    """float64 for classical metrics; half precision only on GPU and only where declared safe."""
-    if spec.compute_dtype == "float64":
-        return torch.float64
-    if dtype in (None, "auto"):
-        if device.type == "cuda" and spec.half_ok:
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    chosen = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }.get(dtype)
-    if chosen is None:
-        raise HfaidError(f"--dtype {dtype!r}: use auto, float32, float16 or bfloat16")
-    if chosen != torch.float32 and device.type != "cuda":
-        raise HfaidError(f"--dtype {dtype}: half precision is for GPUs; use float32 on CPU")
-    return chosen
-
-
 def weight_paths(
     spec: ScorerSpec, weights_root: Path | str | None
 ) -> tuple[Path | None, list[Path]]:
@@ -154,6 +132,8 @@ def create_scorer(
     built = spec.build(BuildContext(device=dev, dtype=torch_dtype, weights=folder, options=options))
     if built.module is not None:
         built.module.eval()
+        if torch_dtype in (torch.float16, torch.bfloat16):
+            keep_float32(built.module, spec.float32_modules)
     return Scorer(spec, built, dev, torch_dtype, scorer_version(spec, weights_dir, options))
 
 

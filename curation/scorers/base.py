@@ -75,6 +75,9 @@ class ScorerSpec:
     devices: tuple[str, ...] = ("cpu", "cuda")
     compute_dtype: str = "float32"  # "float64" for classical metrics (MATLAB parity)
     half_ok: bool = False  # fp16/bf16 on GPU changes calibration scores negligibly
+    # Submodules (dotted names) that stay float32 when the rest runs in half precision: the
+    # score head, so scores are not rounded to bf16's 8 significant bits.
+    float32_modules: tuple[str, ...] = ()
     default_batch_size: int = 8  # on a GPU, where a batch fills the device
     # On CPU, batch 1 was as fast or faster per image for everything but CNNs (2-core machine,
     # docs/BENCHMARKS.md): GEMMs already use all cores at batch 1, and bigger batches only add

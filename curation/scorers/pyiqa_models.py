@@ -9,6 +9,7 @@ import torch
 
 from curation.scorers.base import BuildContext, BuiltModel, InputPolicy, ScorerSpec
 from curation.scorers.compat import install_import_shims, timm_without_download
+from curation.scorers.precision import autocast_to_float32
 from curation.weights import WeightSpec, register_weights
 
 # pyiqa's release files (chaofengc/IQA-PyTorch-Weights) and OpenAI's CLIP RN50.
@@ -110,14 +111,21 @@ def build_clipiqa(ctx: BuildContext, plus: bool = False) -> BuiltModel:
         net.prompt_learner.ctx.data = ctx_vectors.to(net.prompt_learner.ctx.dtype)
     # CLIPIQA keeps the CLIP model outside its parameters and casts all of it to the input's
     # dtype on every call, while CLIP's LayerNorm casts its input to float32: a bf16 CLIP fails.
-    # So the weights stay float32 and half precision comes from autocast (LayerNorm in fp32).
-    net.clip_model[0] = net.clip_model[0].to(ctx.device)
+    # So the weights stay float32 and half precision comes from autocast (LayerNorm in fp32),
+    # around the two encoders only: the cosine-similarity logits (x100) in bf16 would move in
+    # steps of 0.125 and the score in steps of ~0.03, so they are computed in float32.
+    clip = net.clip_model[0].to(ctx.device)
+    net.clip_model[0] = clip
+    if ctx.dtype in (torch.float16, torch.bfloat16):
+        clip.encode_image = autocast_to_float32(clip.encode_image, ctx.device.type, ctx.dtype)
+        clip.encode_text = autocast_to_float32(clip.encode_text, ctx.device.type, ctx.dtype)
+        if plus:  # the learned prompts run CLIP's text transformer themselves
+            learner = net.prompt_learner
+            learner.forward = autocast_to_float32(learner.forward, ctx.device.type, ctx.dtype)
     module = net.to(ctx.device, torch.float32).eval()
-    half = ctx.dtype in (torch.float16, torch.bfloat16)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(ctx.device.type, dtype=ctx.dtype, enabled=half):
-            return module(x.float()).float().reshape(-1)
+        return module(x.float()).float().reshape(-1)
 
     return BuiltModel(forward=forward, module=module)
 
@@ -131,6 +139,7 @@ MANIQA = ScorerSpec(
     build=build_maniqa,
     weights="maniqa",
     half_ok=True,
+    float32_modules=("fc_score", "fc_weight"),  # per-patch score and weight heads
     default_batch_size=4,
     # Each image is already a batch of 20 crops; more images only multiply MANIQA's 3072x3072
     # channel-attention matrices (20 crops: 750 MB each) through the cache.
@@ -167,6 +176,7 @@ MUSIQ = ScorerSpec(
     build=build_musiq,
     weights="musiq",
     half_ok=False,
+    float32_modules=("head",),  # for an explicit --dtype bfloat16
     default_batch_size=8,
     cpu_batch_size=1,  # CPU, 640x480 and smaller: 3.3 img/s at batch 1, 2.6 at batch 8
 )

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The GPU measurements issue 4 still lacks, in one lent-GPU call of under 10 minutes.
+#
+# Run from the repository root on the GPU machine, with the wheels it lacks in .whl/ (or
+# WHEELS=dir): bash benchmarks/gpu_session.sh. Results go to $OUT (or /tmp/gpu_session):
+#   decode.txt     bench_decode.py with 8 workers: the host's decode rate per 1080x800 JPEG;
+#   fast.txt       runner vs model-only at shards of 1024 for the fast metrics and MANIQA
+#                  (e2e / model-only, goal >= 0.9), with the float32 score heads;
+#   gpu_tests.txt  the `gpu` tests of the scorers and the score job.
+set -u
+out=${OUT:-/tmp/gpu_session}
+wheels=${WHEELS:-.whl}
+mkdir -p "$out"
+export PYTHONPATH=$PWD
+if compgen -G "$wheels/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-deps --no-index "$wheels"/*.whl >/dev/null 2>&1
+fi
+python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/device.txt"
+timeout 100 python3 benchmarks/bench_decode.py --workers 8 --rounds 2 2>&1 | tee "$out/decode.txt"
+timeout 300 python3 benchmarks/bench_scorers_gpu.py --random --images 1024 --shard 1024 \
+  --no-batch1 --pyiqa-images 0 --metrics clipiqa,clipiqa+,brisque,maniqa \
+  --json "$out/fast.json" 2>&1 | tee "$out/fast.txt"
+timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider -W ignore \
+  tests/test_scorers.py tests/test_score_job.py 2>&1 | tee "$out/gpu_tests.txt"
