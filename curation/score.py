@@ -29,6 +29,7 @@ from curation.shm_buffers import (
     batch_buffer,
     shared_memory_size,
     workers_footprint,
+    workers_that_fit,
 )
 from db.catalog import Catalog
 from db.scoring import RESULT_SCHEMA, merge_score_results, pending_scores
@@ -250,13 +251,11 @@ class ScoreWorker:
 
     def _decode_workers(self, piece_bytes: int) -> int:
         """The configured decode workers, or as many as this shard's pieces fit in /dev/shm
-        (0: decode in this process): a worker that runs out of it fails the job
-        (the allocation fails, or the worker dies of SIGBUS when it touches the page)."""
+        (0: decode in this process)."""
         workers = self.settings.decode_workers
-        if workers == 0 or self.shm_bytes is None or piece_bytes == 0:
+        if piece_bytes == 0:
             return workers
-        usable = self.shm_bytes * 3 // 4  # the rest for whoever else shares it
-        fit = min(workers, usable // workers_footprint(1, piece_bytes))
+        fit = workers_that_fit(workers, workers_footprint(1, piece_bytes), self.shm_bytes)
         if fit < workers and not self.warned_shm:
             self.warned_shm = True
             need = workers_footprint(workers, piece_bytes)

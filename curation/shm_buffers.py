@@ -73,6 +73,17 @@ def workers_footprint(workers: int, piece_bytes: int) -> int:
     return workers * MAX_POOLED * (HEADER + int(piece_bytes * GROWTH))
 
 
+def workers_that_fit(workers: int, per_worker_bytes: int, shm_bytes: int | None) -> int:
+    """How many of `workers` DataLoader workers fit in 3/4 of /dev/shm (the rest for whoever
+    else shares it), each holding `per_worker_bytes` at once; all of them where unknown.
+
+    A worker that runs out of /dev/shm fails the whole job (the allocation fails, or the
+    worker dies of SIGBUS when it touches the page), as under Docker's 64 MB default."""
+    if workers <= 0 or shm_bytes is None or per_worker_bytes <= 0:
+        return workers
+    return min(workers, shm_bytes * 3 // 4 // per_worker_bytes)
+
+
 def shared_memory_size() -> int | None:
     """Size of /dev/shm, where torch puts the tensors workers send; None where there is none."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+def in_small_shm(command: str) -> list[str]:
+    """The command in a private mount namespace whose /dev/shm is a 24 MB tmpfs, as in a
+    container started without --shm-size."""
+    mount = "mount -t tmpfs -o size=24m tmpfs /dev/shm"
+    return ["unshare", "-m", "sh", "-c", f"{mount} && {command}"]
+
+
+def skip_without_private_shm() -> None:
+    if not shutil.which("unshare") or subprocess.run(in_small_shm("true")).returncode != 0:
+        pytest.skip("needs unshare and mount (root in a mount namespace)")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image, ImageOps
 
@@ -19,7 +17,7 @@ from curation.score import ScoreSettings, ScoreWorker, path_items, scores_for_pa
 from curation.scorers.base import InputPolicy
 from curation.scorers.inputs import ORIENTATION, _turbo_jpeg, load_for_policy
 from curation.shm_buffers import MAX_POOLED, ReturnedBuffers, SharedBuffers, workers_footprint
-from tests.conftest import write_photo_pool
+from tests.conftest import in_small_shm, skip_without_private_shm, write_photo_pool
 
 FULL = InputPolicy(mode="full", min_side=1)
 
@@ -196,23 +194,16 @@ print(sum(r["status"] == "ok" for r in table.to_pylist()), len(paths))
 """
 
 
-def _in_small_shm(command: str) -> list[str]:
-    """The command in a private mount namespace whose /dev/shm is a 24 MB tmpfs."""
-    mount = "mount -t tmpfs -o size=24m tmpfs /dev/shm"
-    return ["unshare", "-m", "sh", "-c", f"{mount} && {command}"]
-
-
 def test_a_real_24_mb_dev_shm_scores_everything_with_a_warning(tmp_path):
     """As in a container started without --shm-size: 2 workers cannot even allocate shared
     memory for batches of these 2.6 MB images; the job decodes in-process instead."""
-    if not shutil.which("unshare") or subprocess.run(_in_small_shm("true")).returncode != 0:
-        pytest.skip("needs unshare and mount (root in a mount namespace)")
+    skip_without_private_shm()
     write_photo_pool(tmp_path / "pool", 32, size=(1080, 800))
     script = tmp_path / "score.py"
     script.write_text(_SMALL_SHM_SCRIPT)
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run(
-        _in_small_shm(f"{shlex.quote(sys.executable)} {script} {tmp_path / 'pool'}"),
+        in_small_shm(f"{shlex.quote(sys.executable)} {script} {tmp_path / 'pool'}"),
         capture_output=True,
         text=True,
         timeout=600,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-from conftest import write_photo_pool
+from conftest import in_small_shm, skip_without_private_shm, write_photo_pool
 from PIL import Image
 
 from curation.cli import main as hfaid
@@ -22,6 +25,7 @@ from training.infer import diffusers_guidance_scale, generate_images, load_pipel
 from training.train_ropo import (
     RopoConfig,
     build_dataloader,
+    loader_workers,
     parse_args,
     resize_and_crop,
     ropo_config,
@@ -128,6 +132,47 @@ def test_dataloader_reads_exported_shards(tiny_sd, exports):
             if caption:
                 assert caption.startswith("[V] " if negative else "[X] ")
                 assert caption[4:] in known
+
+
+_SMALL_SHM_LOADER = """
+import sys
+import time
+from transformers import CLIPTokenizer
+from training.checks import find_shards
+from training.train_ropo import RopoConfig, build_dataloader
+
+tokenizer = CLIPTokenizer.from_pretrained(sys.argv[1], subfolder="tokenizer")
+loader = build_dataloader(find_shards(sys.argv[2]), RopoConfig(resolution=384), tokenizer,
+                          batch_size=4, num_workers=2, seed=1)
+batches, seen = iter(loader), 0
+for _ in range(12):
+    seen += next(batches)["pixel_values"].shape[0]
+    time.sleep(0.3)  # a training step: the workers fill their prefetch queues meanwhile
+print(seen)
+"""
+
+
+def test_loader_workers_fit_their_batches_in_dev_shm():
+    # 8 x 3 x 512 x 512 float32 = 25 MB a batch, 5 held per worker: none fit in Docker's 64 MB.
+    assert loader_workers(4, 8, 512, 64 << 20) == 0
+    assert loader_workers(4, 8, 512, 8 << 30) == 4
+    assert loader_workers(4, 8, 512, None) == 4  # no /dev/shm to check
+    assert loader_workers(4, 4, 64, 64 << 20) == 4
+
+
+def test_a_real_24_mb_dev_shm_trains_from_fewer_loader_workers(tiny_sd, exports, tmp_path):
+    """2 workers at 384 px, batches of 4 (7 MB each): too big for 24 MB, so none is started."""
+    skip_without_private_shm()
+    script = tmp_path / "load.py"
+    script.write_text(_SMALL_SHM_LOADER)
+    repo = Path(__file__).resolve().parents[1]
+    command = " ".join(shlex.quote(str(a)) for a in
+                       (sys.executable, script, tiny_sd, exports["captioned"]))
+    done = subprocess.run(in_small_shm(command), capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "48"
+    assert "/dev/shm holds 24 MiB" in done.stderr and "the training process loads" in done.stderr
 
 
 @pytest.mark.parametrize("case,needle", [

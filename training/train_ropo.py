@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as a script by `accelerate launch training/
 from curation.degrade import degrade  # noqa: E402
 from curation.degrade_settings import DegradationConfig  # noqa: E402
 from curation.errors import HfaidError  # noqa: E402
+from curation.shm_buffers import shared_memory_size, workers_that_fit  # noqa: E402
 from training.checks import IMAGE_EXTS, check_shards, find_shards, resolve_pretrained  # noqa: E402
 from training.infer import (  # noqa: E402
     DEFAULT_GUIDANCE,
@@ -47,6 +48,7 @@ from training.infer import (  # noqa: E402
 )
 
 logger = logging.getLogger("train_ropo")
+PREFETCH_BATCHES = 4  # per loader worker
 LOSS_LOG = "logs/train_log.jsonl"
 
 
@@ -161,14 +163,34 @@ def build_dataset(shards: list[Path], cfg: RopoConfig, seed: int | None,
     )
 
 
+def loader_workers(requested: int, batch_size: int, resolution: int,
+                   shm_bytes: int | None) -> int:
+    """As many of the requested loader workers as their batches fit in /dev/shm, with a
+    warning when that is fewer: workers send batches through it, and one that runs out of it
+    stops the run (Docker's default is 64 MB; a batch of 8 at 512 px is 25 MB)."""
+    batch_bytes = batch_size * 3 * resolution * resolution * 4  # float32 pixel_values
+    # Each worker holds its prefetched batches and the one it is filling.
+    fit = workers_that_fit(requested, (PREFETCH_BATCHES + 1) * batch_bytes, shm_bytes)
+    if fit < requested:
+        logger.warning(
+            "/dev/shm holds %d MiB but %d loader workers need about %d MiB, so %s (slower). "
+            "Give the machine or container more shared memory (docker run --shm-size=8g, or "
+            "--ipc=host), or lower --dataloader_num_workers.", (shm_bytes or 0) >> 20,
+            requested, requested * (PREFETCH_BATCHES + 1) * batch_bytes >> 20,
+            f"only {fit} load" if fit else "the training process loads the batches")
+    return fit
+
+
 def build_dataloader(shards: list[Path], cfg: RopoConfig, tokenizer, batch_size: int,
                      num_workers: int, seed: int | None, shuffle_buffer: int = 256):
-    """Batches of `batch_size` examples, decoded and degraded by `num_workers` processes."""
+    """Batches of `batch_size` examples, decoded and degraded by worker processes (as many
+    of `num_workers` as /dev/shm has room for)."""
+    workers = loader_workers(num_workers, batch_size, cfg.resolution, shared_memory_size())
     return torch.utils.data.DataLoader(
         build_dataset(shards, cfg, seed, shuffle_buffer), batch_size=batch_size,
-        collate_fn=partial(collate_fn, tokenizer=tokenizer), num_workers=num_workers,
-        pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0,
-        prefetch_factor=4 if num_workers > 0 else None,
+        collate_fn=partial(collate_fn, tokenizer=tokenizer), num_workers=workers,
+        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
     )
 
 
