@@ -153,6 +153,12 @@ def test_unknown_stage_metric_and_missing_weights_are_one_line_errors(
     )  # fmt: skip
     assert code == 2 and "bfloat16 only" in err and "Traceback" not in err
     assert _rows(catalog, "SELECT count(*) FROM scores") == [(0,)]
+    # Refused before any work even where nothing is pending or the metric ignores it.
+    niqe = ("score", "--metrics", "niqe", "--stage-input", "all", "--catalog", catalog.path)
+    assert cli(*niqe)[0] == 0
+    for bad, needle in (("float16", "bfloat16 only"), ("half", "use auto, float32")):
+        code, _, err = cli(*niqe, "--device", "cpu", "--dtype", bad)
+        assert code == 2 and needle in err and "Traceback" not in err
 
 
 def test_offline_subprocess_without_weights_exits_nonzero_naming_file_and_command(tmp_path):

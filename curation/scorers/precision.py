@@ -38,18 +38,10 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return False
 
 
-def compute_dtype(spec: ScorerSpec, device: torch.device, dtype: str | None) -> torch.dtype:
-    """float64 for classical metrics; half precision on GPU where declared safe, else on request.
-
-    `auto` stays float32 on CPU even where bf16 is fast: the default must not make a CPU
-    catalog's scores depend on which CPU generation computed them.
-    """
-    if spec.compute_dtype == "float64":
-        return torch.float64
+def requested_dtype(device: torch.device, dtype: str | None) -> torch.dtype | None:
+    """The dtype asked for (None: auto), refused where the device cannot run it well."""
     if dtype in (None, "auto"):
-        if device.type == "cuda" and spec.half_ok:
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        return None
     chosen = _NAMES.get(dtype)
     if chosen is None:
         raise HfaidError(f"--dtype {dtype!r}: use auto, float32, float16 or bfloat16")
@@ -60,6 +52,22 @@ def compute_dtype(spec: ScorerSpec, device: torch.device, dtype: str | None) -> 
             "--dtype bfloat16: this CPU has no bf16 arithmetic in hardware (AVX512-BF16, AMX or "
             "Arm BF16), so it would be slower than float32; use float32"
         )
+    return chosen
+
+
+def compute_dtype(spec: ScorerSpec, device: torch.device, dtype: str | None) -> torch.dtype:
+    """float64 for classical metrics; half precision on GPU where declared safe, else on request.
+
+    `auto` stays float32 on CPU even where bf16 is fast: the default must not make a CPU
+    catalog's scores depend on which CPU generation computed them.
+    """
+    chosen = requested_dtype(device, dtype)
+    if spec.compute_dtype == "float64":
+        return torch.float64
+    if chosen is None:
+        if device.type == "cuda" and spec.half_ok:
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
     return chosen
 
 
