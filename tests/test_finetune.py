@@ -19,6 +19,7 @@ from PIL import Image
 
 from curation.cli import main as hfaid
 from curation.sample_photos import colour_photos
+from curation.shm_buffers import shared_memory_size
 from db.captions import image_paths, write_source_captions
 from db.catalog import Catalog
 from training.infer import diffusers_guidance_scale, generate_images, load_pipeline
@@ -160,6 +161,21 @@ def test_loader_workers_fit_their_batches_in_dev_shm():
     assert loader_workers(4, 4, 64, 64 << 20) == 4
 
 
+def test_training_processes_of_one_machine_share_dev_shm(exports, monkeypatch, caplog):
+    from training.checks import find_shards
+
+    shards, shm = find_shards(exports["captioned"]), shared_memory_size()
+    if not shm or shm < 256 << 20:
+        pytest.skip("needs a /dev/shm of 256 MB or more")
+    cfg = RopoConfig(resolution=384)  # batches of 4: 7 MB, 35 MB per worker
+    processes = shm // (40 << 20)  # more processes than give each worker its 35 MB * 4/3
+    assert build_dataloader(shards, cfg, None, 4, 2, seed=1).num_workers == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(processes))
+    with caplog.at_level("WARNING", logger="train_ropo"):
+        assert build_dataloader(shards, cfg, None, 4, 2, seed=1).num_workers == 0
+    assert "the training process loads the batches" in caplog.text
+
+
 def test_a_real_24_mb_dev_shm_trains_from_fewer_loader_workers(tiny_sd, exports, tmp_path):
     """2 workers at 384 px, batches of 4 (7 MB each): too big for 24 MB, so none is started."""
     skip_without_private_shm()
@@ -172,7 +188,7 @@ def test_a_real_24_mb_dev_shm_trains_from_fewer_loader_workers(tiny_sd, exports,
                           env={**os.environ, "PYTHONPATH": str(repo)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "48"
-    assert "/dev/shm holds 24 MiB" in done.stderr and "the training process loads" in done.stderr
+    assert "/dev/shm has 24 MiB" in done.stderr and "the training process loads" in done.stderr
 
 
 @pytest.mark.parametrize("case,needle", [

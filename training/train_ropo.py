@@ -173,7 +173,8 @@ def loader_workers(requested: int, batch_size: int, resolution: int,
     fit = workers_that_fit(requested, (PREFETCH_BATCHES + 1) * batch_bytes, shm_bytes)
     if fit < requested:
         logger.warning(
-            "/dev/shm holds %d MiB but %d loader workers need about %d MiB, so %s (slower). "
+            "/dev/shm has %d MiB for this process but %d loader workers need about %d MiB, so "
+            "%s (slower). "
             "Give the machine or container more shared memory (docker run --shm-size=8g, or "
             "--ipc=host), or lower --dataloader_num_workers.", (shm_bytes or 0) >> 20,
             requested, requested * (PREFETCH_BATCHES + 1) * batch_bytes >> 20,
@@ -185,7 +186,10 @@ def build_dataloader(shards: list[Path], cfg: RopoConfig, tokenizer, batch_size:
                      num_workers: int, seed: int | None, shuffle_buffer: int = 256):
     """Batches of `batch_size` examples, decoded and degraded by worker processes (as many
     of `num_workers` as /dev/shm has room for)."""
-    workers = loader_workers(num_workers, batch_size, cfg.resolution, shared_memory_size())
+    shm = shared_memory_size()
+    # The training processes of one machine (accelerate/torchrun set LOCAL_WORLD_SIZE) share it.
+    share = shm // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if shm else shm
+    workers = loader_workers(num_workers, batch_size, cfg.resolution, share)
     return torch.utils.data.DataLoader(
         build_dataset(shards, cfg, seed, shuffle_buffer), batch_size=batch_size,
         collate_fn=partial(collate_fn, tokenizer=tokenizer), num_workers=workers,
