@@ -258,7 +258,8 @@ def main() -> None:
             random_weights(weights, metrics)
             print(f"random weights written/built in {time.perf_counter() - started:.0f} s")
         compared = []
-        for metric in [m for m in AGAINST_PYIQA if m in metrics and args.pyiqa_images > 0]:
+        against = [m for m in AGAINST_PYIQA if m in metrics] if args.pyiqa_images > 0 else []
+        for metric in against:
             compared.append(
                 against_pyiqa(metric, paths[: args.pyiqa_images], weights, tmp, args.rounds)
             )

@@ -94,13 +94,23 @@ def weights(tmp_path_factory) -> Path:
     return folder
 
 
+def tiny_scorer(metric: str, weights: Path, **kwargs):
+    """A learned metric on the tiny random checkpoints of the `weights` fixture."""
+    options = {"arch": rw.TINY_ARCH[metric]} if metric in rw.TINY_ARCH else {}
+    return create_scorer(metric, weights_dir=weights, **kwargs, **options)
+
+
+def random_batch(scorer, seed: int) -> torch.Tensor:
+    """3 random images at a size the metric's input policy takes as is."""
+    size = 448 if scorer.input_policy.mode == "pad_square" else 232
+    torch.manual_seed(seed)
+    return torch.rand(3, 3, size, size)
+
+
 @pytest.mark.parametrize("metric", LEARNED)
 def test_learned_scorers_load_saved_random_weights_and_batch_like_single_images(metric, weights):
-    options = {"arch": rw.TINY_ARCH[metric]} if metric in rw.TINY_ARCH else {}
-    scorer = create_scorer(metric, device="cpu", weights_dir=weights, **options)
-    size = 448 if scorer.input_policy.mode == "pad_square" else 232
-    torch.manual_seed(1)
-    batch = torch.rand(3, 3, size, size)
+    scorer = tiny_scorer(metric, weights, device="cpu")
+    batch = random_batch(scorer, seed=1)
     batched = scorer.score(batch)
     single = [scorer.score(batch[i : i + 1])[0] for i in range(3)]
     assert batched == pytest.approx(single, rel=1e-4, abs=1e-5)
@@ -160,13 +170,10 @@ def test_bfloat16_on_gpu_follows_float32_at_float32_resolution(metric, weights):
 
 def check_bfloat16_scores(metric: str, weights: Path, device: str) -> None:
     """bf16 scores batch like single images, stay near float32 and keep float32 heads."""
-    options = {"arch": rw.TINY_ARCH[metric]} if metric in rw.TINY_ARCH else {}
-    full = create_scorer(metric, device=device, dtype="float32", weights_dir=weights, **options)
-    half = create_scorer(metric, device=device, dtype="bf16", weights_dir=weights, **options)
+    full = tiny_scorer(metric, weights, device=device, dtype="float32")
+    half = tiny_scorer(metric, weights, device=device, dtype="bf16")
     assert half.dtype == torch.bfloat16
-    size = 448 if half.input_policy.mode == "pad_square" else 232
-    torch.manual_seed(4)
-    batch = torch.rand(3, 3, size, size)
+    batch = random_batch(half, seed=4)
     scores = half.score(batch)
     assert scores == pytest.approx([half.score(batch[i : i + 1])[0] for i in range(3)], rel=1e-3)
     assert scores == pytest.approx(full.score(batch), rel=5e-2, abs=1e-2)
