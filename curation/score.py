@@ -21,9 +21,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from curation.errors import HfaidError
 from curation.runner import JobStats, ShardJob, run_job
-from curation.scorers import Scorer, create_scorer, get_scorer_spec, scorer_version
+from curation.scorers import (
+    Scorer,
+    create_scorer,
+    get_scorer_spec,
+    resolve_device,
+    scorer_version,
+)
 from curation.scorers.base import InputPolicy
 from curation.scorers.inputs import InputError, load_hwc
+from curation.scorers.precision import compute_dtype
 from curation.shm_buffers import (
     ReturnedBuffers,
     batch_buffer,
@@ -55,10 +62,13 @@ def metric_options(settings: ScoreSettings, metric: str) -> dict[str, Any]:
 
 def metric_versions(settings: ScoreSettings) -> dict[str, str]:
     """metric -> version; checks weights before any work (missing file = one clear error)."""
-    return {
-        m: scorer_version(get_scorer_spec(m), settings.weights_dir, metric_options(settings, m))
-        for m in settings.metrics
-    }
+    device = resolve_device(settings.device)
+    versions = {}
+    for m in settings.metrics:
+        spec = get_scorer_spec(m)
+        dtype = compute_dtype(spec, device, settings.dtype)
+        versions[m] = scorer_version(spec, settings.weights_dir, metric_options(settings, m), dtype)
+    return versions
 
 
 class _Decode(Dataset):

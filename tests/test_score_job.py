@@ -15,6 +15,7 @@ import pytest
 
 from curation.score import ScoreSettings, size_buckets
 from curation.scorers import random_weights as rw
+from curation.scorers.precision import cpu_has_native_bf16
 from db.catalog import Catalog
 from db.outcomes import write_outcomes
 from tests.conftest import write_photo_pool
@@ -222,6 +223,33 @@ def test_learned_metric_through_the_cli_with_saved_random_weights(cli, catalog, 
     assert code == 0, err
     rows = _rows(catalog, "SELECT value FROM scores WHERE metric = 'clipiqa'")
     assert len(rows) == 3 and all(0.0 <= r[0] <= 1.0 for r in rows)
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no bf16 arithmetic")
+def test_half_precision_scores_are_their_own_version(cli, catalog, tmp_path):
+    """A bf16 run does not skip float32 rows as already scored, nor a float32 run bf16 rows:
+    their values differ, and which precision computed a score stays visible in the catalog."""
+    pool = tmp_path / "pool"
+    write_photo_pool(pool, 3, size=(96, 80))
+    _ingest(cli, pool, catalog)
+    weights = tmp_path / "w"
+    rw.write_clipiqa(weights)
+
+    def score(dtype: str) -> None:
+        code, _, err = cli(
+            "score", "--metrics", "clipiqa", "--stage-input", "all", "--device", "cpu",
+            "--dtype", dtype, "--weights-dir", weights, "--catalog", catalog.path,
+        )  # fmt: skip
+        assert code == 0, err
+
+    score("float32")
+    score("bfloat16")
+    score("float32")  # nothing left to do at either precision
+    rows = _rows(catalog, "SELECT version, count(*), list(value ORDER BY image_id) FROM scores "
+                          "GROUP BY version ORDER BY version")  # fmt: skip
+    assert [(v.endswith("+bf16"), n) for v, n, _ in rows] == [(False, 3), (True, 3)]
+    assert rows[1][0] == rows[0][0] + "+bf16"
+    assert rows[1][2] == pytest.approx(rows[0][2], rel=0.05)
 
 
 def test_size_buckets_group_equal_shapes_and_cap_batch_size():

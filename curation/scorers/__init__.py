@@ -103,15 +103,25 @@ def weight_paths(
     return folder, [folder / f for f in get_spec(spec.weights).files]
 
 
+# Half precisions named in a version: their scores differ from float32's (by ~1e-4 relative
+# with the heads in float32), so a float32 run must not skip them as already scored, nor they it.
+_HALF_TAGS = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def scorer_version(
-    spec: ScorerSpec, weights_root: Path | str | None, options: dict[str, Any] | None = None
+    spec: ScorerSpec,
+    weights_root: Path | str | None,
+    options: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> str:
-    """library version + weights fingerprint (+ architecture overrides, if any)."""
+    """library version + weights fingerprint (+ architecture overrides, + half precision)."""
     _, files = weight_paths(spec, weights_root)
     version = f"{spec.library}-{spec.library_version()}+{fingerprint(files) if files else 'none'}"
     if options:
         blob = json.dumps(options, sort_keys=True, default=str).encode()
         version += f"+opt{hashlib.sha256(blob).hexdigest()[:8]}"
+    if dtype in _HALF_TAGS:
+        version += f"+{_HALF_TAGS[dtype]}"
     return version
 
 
@@ -134,7 +144,8 @@ def create_scorer(
         built.module.eval()
         if torch_dtype in (torch.float16, torch.bfloat16):
             keep_float32(built.module, spec.float32_modules)
-    return Scorer(spec, built, dev, torch_dtype, scorer_version(spec, weights_dir, options))
+    version = scorer_version(spec, weights_dir, options, torch_dtype)
+    return Scorer(spec, built, dev, torch_dtype, version)
 
 
 def default_weights_root(override: Path | str | None = None) -> Path:
