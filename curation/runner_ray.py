@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -17,12 +18,26 @@ from curation.runner import (
     recover_leftovers,
     write_result,
 )
+from curation.shm_buffers import PROCESSES_ENV
+
+
+def actors_per_node(node_resources: dict[str, float], gpu: bool, concurrency: int) -> int:
+    """At most how many of the job's actors share one node: one per GPU (or CPU) it has."""
+    slots = int(node_resources.get("GPU" if gpu else "CPU", 1))
+    return max(1, min(slots, concurrency))
 
 
 class ShardActor:
     """A Ray actor: builds the job's worker once, turns each block into one result file."""
 
-    def __init__(self, worker_factory, results_dir: str) -> None:
+    def __init__(self, worker_factory, results_dir: str, gpu: bool, concurrency: int) -> None:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        resources = next(n["Resources"] for n in ray.nodes() if n["NodeID"] == node)
+        # The actors of one node share its /dev/shm; each alone would size its decode workers'
+        # buffers for all of it (shm_buffers.shared_memory_share reads this).
+        os.environ[PROCESSES_ENV[0]] = str(actors_per_node(resources, gpu, concurrency))
         self.worker = worker_factory()
         self.results_dir = Path(results_dir)
         self.token = uuid.uuid4().hex[:8]
@@ -87,7 +102,7 @@ def _run_on_ray(
     )
     out = ds.map_batches(
         ShardActor,
-        fn_constructor_args=(job.worker_factory, str(results_dir)),
+        fn_constructor_args=(job.worker_factory, str(results_dir), gpu, concurrency),
         batch_size=job.shard_size,
         batch_format="pyarrow",
         concurrency=concurrency,

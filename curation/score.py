@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from curation.errors import HfaidError
 from curation.runner import JobStats, ShardJob, run_job
+from curation.score_settings import on_gpu
 from curation.scorers import (
     Scorer,
     create_scorer,
@@ -34,7 +35,8 @@ from curation.scorers.precision import compute_dtype
 from curation.shm_buffers import (
     ReturnedBuffers,
     batch_buffer,
-    shared_memory_size,
+    processes_on_this_machine,
+    shared_memory_share,
     workers_footprint,
     workers_that_fit,
 )
@@ -236,7 +238,8 @@ class ScoreWorker:
         # after shard (a count of 0 decodes in this process, see _decode_workers).
         self.loaders: dict[tuple[InputPolicy, int], tuple[DataLoader, _ShardBatches]] = {}
         self.returned = ReturnedBuffers()  # the workers' batch buffers, handed back after use
-        self.shm_bytes = shared_memory_size()  # None where there is no /dev/shm to check
+        # None where there is no /dev/shm to check; a share where other scorers fill it too.
+        self.shm_bytes = shared_memory_share()
         self.warned_shm = False
 
     def _loader(self, policy: InputPolicy, workers: int) -> tuple[DataLoader, _ShardBatches]:
@@ -269,8 +272,12 @@ class ScoreWorker:
         if fit < workers and not self.warned_shm:
             self.warned_shm = True
             need = workers_footprint(workers, piece_bytes)
+            processes = processes_on_this_machine()
+            held = f"/dev/shm holds {self.shm_bytes >> 20} MiB" + (
+                f" per scoring process ({processes} on this machine)" if processes > 1 else ""
+            )
             print(
-                f"warning: /dev/shm holds {self.shm_bytes >> 20} MiB but {workers} decode "
+                f"warning: {held} but {workers} decode "
                 f"workers need about {need >> 20} MiB for these images, so "
                 + (f"only {fit} decode" if fit else "the model's process decodes them")
                 + " (slower). Give the machine or container more shared memory (docker run "
@@ -410,6 +417,19 @@ def job_name(versions: dict[str, str]) -> str:
     return f"score-{digest}"
 
 
+def settings_per_process(settings: ScoreSettings, workers: int, engine: str) -> ScoreSettings:
+    """Several model processes decode in-process and split the cores instead of each starting
+    decode workers. Not Ray's GPU actors: each feeds its own GPU, which one in-process decoder
+    cannot keep busy; they keep their decode workers, with /dev/shm divided per node
+    (runner_ray.ShardActor)."""
+    if workers <= 1 or (engine == "ray" and on_gpu(settings.device)):
+        return settings
+    cores = os.cpu_count() or 1
+    return dataclasses.replace(
+        settings, decode_workers=0, threads=settings.threads or max(1, cores // workers)
+    )
+
+
 def build_job(
     catalog: Catalog,
     settings: ScoreSettings,
@@ -417,20 +437,12 @@ def build_job(
     run_id: int,
     shard_size: int,
     workers: int,
+    engine: str = "local",
 ) -> tuple[ShardJob, dict[str, str]]:
     if not settings.metrics:
         raise HfaidError("--metrics: name at least one metric")
     versions = metric_versions(settings)
-    if workers > 1:
-        # Processes each decode in-process and share the cores instead of oversubscribing them.
-        cores = os.cpu_count() or 1
-        settings = ScoreSettings(
-            **{
-                **settings.__dict__,
-                "decode_workers": 0,
-                "threads": settings.threads or max(1, cores // workers),
-            }
-        )
+    settings = settings_per_process(settings, workers, engine)
     job = ShardJob(
         name=job_name(versions),
         work_dir=catalog.work_dir,
@@ -455,7 +467,7 @@ def run_scoring(
     ray_address: str | None = None,
 ) -> tuple[JobStats, dict[str, str]]:
     """Score every image that passed `stage` and lacks a requested metric@version."""
-    job, versions = build_job(catalog, settings, stage, run_id, shard_size, workers)
+    job, versions = build_job(catalog, settings, stage, run_id, shard_size, workers, engine)
     if engine == "ray":
         from curation.runner_ray import run_job_ray
 

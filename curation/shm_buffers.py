@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import OrderedDict
 
@@ -90,6 +91,26 @@ def shared_memory_size() -> int | None:
         return shutil.disk_usage("/dev/shm").total
     except OSError:
         return None
+
+
+# How many processes of this machine fill /dev/shm at once, each with its own workers: set by
+# the Ray engine's actors for their node, or by accelerate/torchrun for training processes.
+PROCESSES_ENV = ("HFAID_NODE_PROCESSES", "LOCAL_WORLD_SIZE")
+
+
+def processes_on_this_machine() -> int:
+    for name in PROCESSES_ENV:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def shared_memory_share() -> int | None:
+    """This process's share of /dev/shm: its size divided among the processes of this machine
+    that fill it at once (each would otherwise plan with all of it); None where there is none."""
+    total = shared_memory_size()
+    return None if total is None else total // processes_on_this_machine()
 
 
 class ReturnedBuffers:

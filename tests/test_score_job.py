@@ -252,6 +252,27 @@ def test_half_precision_scores_are_their_own_version(cli, catalog, tmp_path):
     assert rows[1][2] == pytest.approx(rows[0][2], rel=0.05)
 
 
+def test_scoring_processes_of_one_machine_divide_its_shared_memory(monkeypatch):
+    """Ray actors set HFAID_NODE_PROCESSES (accelerate/torchrun: LOCAL_WORLD_SIZE); each
+    process sizes its decode workers' buffers for its share, not for all of /dev/shm."""
+    from curation.score import ScoreWorker
+    from curation.shm_buffers import shared_memory_size
+
+    total = shared_memory_size()
+    if total is None:
+        pytest.skip("no /dev/shm here")
+    settings = ScoreSettings(metrics=("niqe",), device="cpu")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("HFAID_NODE_PROCESSES", raising=False)
+    assert ScoreWorker(settings).shm_bytes == total
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert ScoreWorker(settings).shm_bytes == total // 2
+    monkeypatch.setenv("HFAID_NODE_PROCESSES", "8")
+    assert ScoreWorker(settings).shm_bytes == total // 8
+    monkeypatch.setenv("HFAID_NODE_PROCESSES", "many")  # unreadable: the next one counts
+    assert ScoreWorker(settings).shm_bytes == total // 2
+
+
 def test_size_buckets_group_equal_shapes_and_cap_batch_size():
     shapes = [(10, 20), (30, 40), (10, 20), (10, 20), (30, 40)]
     assert size_buckets(shapes, 2) == [[0, 2], [3], [1, 4]]

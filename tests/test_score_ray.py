@@ -54,3 +54,25 @@ def test_local_and_ray_engines_write_the_same_scores(cli, tmp_path):
     assert [r[:2] + r[3:] for r in results["local"]] == [r[:2] + r[3:] for r in results["ray"]]
     for a, b in zip(results["local"], results["ray"], strict=True):
         assert a[2] == pytest.approx(b[2], rel=1e-6)
+
+
+def test_actors_of_one_node_are_counted_to_share_its_shared_memory():
+    from curation.runner_ray import actors_per_node
+
+    gpu_node = {"CPU": 96.0, "GPU": 8.0, "object_store_memory": 2e10}
+    assert actors_per_node(gpu_node, gpu=True, concurrency=16) == 8
+    assert actors_per_node(gpu_node, gpu=True, concurrency=3) == 3
+    assert actors_per_node(gpu_node, gpu=False, concurrency=200) == 96
+    assert actors_per_node({"CPU": 4.0}, gpu=True, concurrency=4) == 1  # no GPU here: none run
+
+
+def test_ray_gpu_actors_keep_their_decode_workers_and_cpu_processes_decode_in_process():
+    from curation.score import ScoreSettings, settings_per_process
+
+    gpu = ScoreSettings(metrics=("clipiqa",), device="cuda", decode_workers=8)
+    assert settings_per_process(gpu, 4, "ray") == gpu
+    local_gpu = settings_per_process(gpu, 4, "local")
+    assert local_gpu.decode_workers == 0 and local_gpu.threads >= 1
+    cpu = ScoreSettings(metrics=("niqe",), device="cpu", decode_workers=2)
+    assert settings_per_process(cpu, 2, "ray").decode_workers == 0
+    assert settings_per_process(cpu, 1, "ray") == cpu

@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script by `accelerate launch training/
 from curation.degrade import degrade  # noqa: E402
 from curation.degrade_settings import DegradationConfig  # noqa: E402
 from curation.errors import HfaidError  # noqa: E402
-from curation.shm_buffers import shared_memory_size, workers_that_fit  # noqa: E402
+from curation.shm_buffers import shared_memory_share, workers_that_fit  # noqa: E402
 from training.checks import IMAGE_EXTS, check_shards, find_shards, resolve_pretrained  # noqa: E402
 from training.infer import (  # noqa: E402
     DEFAULT_GUIDANCE,
@@ -186,10 +186,8 @@ def build_dataloader(shards: list[Path], cfg: RopoConfig, tokenizer, batch_size:
                      num_workers: int, seed: int | None, shuffle_buffer: int = 256):
     """Batches of `batch_size` examples, decoded and degraded by worker processes (as many
     of `num_workers` as /dev/shm has room for)."""
-    shm = shared_memory_size()
     # The training processes of one machine (accelerate/torchrun set LOCAL_WORLD_SIZE) share it.
-    share = shm // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if shm else shm
-    workers = loader_workers(num_workers, batch_size, cfg.resolution, share)
+    workers = loader_workers(num_workers, batch_size, cfg.resolution, shared_memory_share())
     return torch.utils.data.DataLoader(
         build_dataset(shards, cfg, seed, shuffle_buffer), batch_size=batch_size,
         collate_fn=partial(collate_fn, tokenizer=tokenizer), num_workers=workers,
