@@ -38,18 +38,29 @@ class ShardActor:
         # The actors of one node share its /dev/shm; each alone would size its decode workers'
         # buffers for all of it (shm_buffers.shared_memory_share reads this).
         os.environ[PROCESSES_ENV[0]] = str(actors_per_node(resources, gpu, concurrency))
-        self.worker = worker_factory()
         self.results_dir = Path(results_dir)
         self.token = uuid.uuid4().hex[:8]
         self.count = 0
+        self.error = ""
+        try:
+            self.worker = worker_factory()
+        except HfaidError as exc:
+            # Returned as data with the first block: raised here, Ray would report the actor's
+            # death with a traceback that buries the message (a missing weights file, say).
+            self.error = f"{exc} (Ray node {ray.util.get_node_ip_address()})"
 
     def __call__(self, items: pa.Table) -> pa.Table:
-        result = self.worker.process(items)
+        if self.error:
+            return pa.table({"file": [""], "items": [0], "error": [self.error]})
+        try:
+            result = self.worker.process(items)
+        except HfaidError as exc:
+            return pa.table({"file": [""], "items": [0], "error": [str(exc)]})
         self.count += 1
         # Same naming and temp-then-rename as the local runner, so leftovers resume the same way.
         path = self.results_dir / f"{int(time.time())}-ray{self.token}-{self.count:06d}.parquet"
         write_result(result, path)
-        return pa.table({"file": [str(path)], "items": [items.num_rows]})
+        return pa.table({"file": [str(path)], "items": [items.num_rows], "error": [""]})
 
 
 def run_job_ray(
@@ -113,9 +124,15 @@ def _run_on_ray(
     last_merge = time.monotonic()
     with item_progress(job.description or job.name, stats.items) as advance:
         for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
-            for file, count in zip(
-                batch["file"].to_pylist(), batch["items"].to_pylist(), strict=True
+            for file, count, error in zip(
+                batch["file"].to_pylist(),
+                batch["items"].to_pylist(),
+                batch["error"].to_pylist(),
+                strict=True,
             ):
+                if error:
+                    stats.rows_merged += _merge_and_remove(job.merge, finished)
+                    raise HfaidError(error)
                 finished.append(Path(file))
                 stats.shards += 1
                 advance(count)

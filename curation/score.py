@@ -56,6 +56,8 @@ class ScoreSettings:
     decode_workers: int = 2  # DataLoader processes decoding images next to the model
     threads: int = 0  # torch intra-op threads per worker process (0 = torch's default)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides
+    # metric -> the version the job's pending list was computed for ({} = not checked)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 def metric_options(settings: ScoreSettings, metric: str) -> dict[str, Any]:
@@ -210,6 +212,19 @@ def size_buckets(shapes: list[tuple[int, int]], batch_size: int) -> list[list[in
     return batches
 
 
+def check_versions(scorers: dict[str, Scorer], expected: dict[str, str]) -> None:
+    """A worker whose scorers have other versions than the job expects (another pyiqa or other
+    weights on a cluster node, a GPU without bf16) would write rows that the job never counts
+    as done, so every re-run would score those images again: fail instead, naming both."""
+    for name, scorer in scorers.items():
+        if name in expected and scorer.version != expected[name]:
+            raise HfaidError(
+                f"{name} computes as version {scorer.version} here but the job expects "
+                f"{expected[name]}: install the same pyiqa and weights (and use the same --dtype "
+                "and GPU type) on every machine of the job"
+            )
+
+
 class ScoreWorker:
     """Built once per worker process: the scorers, grouped by the input tensor they share."""
 
@@ -227,6 +242,7 @@ class ScoreWorker:
             )
             for m in settings.metrics
         }
+        check_versions(self.scorers, settings.versions)
         groups: dict[InputPolicy, list[Scorer]] = defaultdict(list)
         for scorer in self.scorers.values():
             # Decode once per tensor shape policy; each metric's minimum size is checked after.
@@ -442,7 +458,8 @@ def build_job(
     if not settings.metrics:
         raise HfaidError("--metrics: name at least one metric")
     versions = metric_versions(settings)
-    settings = settings_per_process(settings, workers, engine)
+    checked = dataclasses.replace(settings, versions=versions)  # workers compare theirs to these
+    settings = settings_per_process(checked, workers, engine)
     job = ShardJob(
         name=job_name(versions),
         work_dir=catalog.work_dir,

@@ -273,6 +273,18 @@ def test_scoring_processes_of_one_machine_divide_its_shared_memory(monkeypatch):
     assert ScoreWorker(settings).shm_bytes == total // 2
 
 
+def test_a_worker_whose_scorer_has_another_version_than_the_job_refuses_to_start():
+    from curation.errors import HfaidError
+    from curation.score import ScoreWorker, metric_versions
+
+    settings = ScoreSettings(metrics=("niqe", "brisque"))
+    versions = metric_versions(settings)
+    ScoreWorker(ScoreSettings(metrics=("niqe", "brisque"), versions=versions))  # the same: fine
+    other = {**versions, "brisque": versions["brisque"] + "+bf16"}
+    with pytest.raises(HfaidError, match="brisque computes as version .* but the job expects"):
+        ScoreWorker(ScoreSettings(metrics=("niqe", "brisque"), versions=other))
+
+
 def test_size_buckets_group_equal_shapes_and_cap_batch_size():
     shapes = [(10, 20), (30, 40), (10, 20), (10, 20), (30, 40)]
     assert size_buckets(shapes, 2) == [[0, 2], [3], [1, 4]]

@@ -76,3 +76,31 @@ def test_ray_gpu_actors_keep_their_decode_workers_and_cpu_processes_decode_in_pr
     cpu = ScoreSettings(metrics=("niqe",), device="cpu", decode_workers=2)
     assert settings_per_process(cpu, 2, "ray").decode_workers == 0
     assert settings_per_process(cpu, 1, "ray") == cpu
+
+
+@pytest.mark.slow
+def test_an_actor_that_cannot_score_fails_the_job_with_its_own_message(tmp_path):
+    """An actor whose scorer version differs from the job's (another pyiqa or other weights on
+    a cluster node) must stop the job with that message, not a Ray traceback, and write nothing."""
+    from functools import partial
+
+    from curation.errors import HfaidError
+    from curation.runner import ShardJob
+    from curation.runner_ray import run_job_ray
+    from curation.score import ScoreSettings, ScoreWorker, path_items
+
+    paths = write_photo_pool(tmp_path / "pool", 2, size=(96, 80))
+    settings = ScoreSettings(metrics=("niqe",), versions={"niqe": "pyiqa-0.0.1+none"})
+    merged: list[Path] = []
+    job = ShardJob(
+        name="score-test",
+        work_dir=tmp_path / "work",
+        pending=lambda: path_items(paths, ("niqe",)),
+        worker_factory=partial(ScoreWorker, settings),
+        merge=lambda files: merged.extend(files) or 0,
+        shard_size=1,
+    )
+    with pytest.raises(HfaidError, match=r"niqe computes as version pyiqa-.* but the job expects "
+                                         r"pyiqa-0\.0\.1\+none"):  # fmt: skip
+        run_job_ray(job, device="cpu", actors=1)
+    assert merged == [] and not list((tmp_path / "work" / "score-test").glob("*.parquet"))
