@@ -26,11 +26,21 @@ RESULT_SCHEMA = pa.schema(
 def pending_scores(
     catalog: Catalog, stage: str | None, metric_versions: dict[str, str]
 ) -> pa.Table:
-    """image_id, path, width, height, exif_orientation, missing (metrics lacking that version)."""
+    """image_id, path, width, height, exif_orientation, missing (metrics lacking that version),
+    with images of one shape next to each other.
+
+    Only equal shapes batch at full resolution, and a shard batches only within itself: in
+    content-hash order a shard of a pool with many sizes holds a few images of each and its
+    batches stay near 1 (a GPU scores 4-8x fewer images/s at batch 1 than at 16). Shapes come
+    in hashed order, not by size, so that progress and its ETA do not drift from small to large
+    images. Orientations 5-8 swap width and height, as decoding does."""
     wanted = pa.table({"metric": list(metric_versions), "version": list(metric_versions.values())})
+    shape_w = "CASE WHEN i.exif_orientation IN (5, 6, 7, 8) THEN i.height ELSE i.width END"
+    shape_h = "CASE WHEN i.exif_orientation IN (5, 6, 7, 8) THEN i.width ELSE i.height END"
     sql = (
+        "SELECT * EXCLUDE (shape_w, shape_h) FROM ("
         "SELECT i.image_id, ip.path, i.width, i.height, i.exif_orientation, "
-        "list(w.metric ORDER BY w.metric) AS missing "
+        f"list(w.metric ORDER BY w.metric) AS missing, {shape_w} AS shape_w, {shape_h} AS shape_h "
         "FROM images i JOIN image_paths ip USING (image_id) CROSS JOIN wanted w "
     )
     join, params = passing_join(stage)
@@ -38,7 +48,7 @@ def pending_scores(
     sql += (
         "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.image_id = i.image_id "
         "AND s.metric = w.metric AND s.version = w.version) "
-        "GROUP BY ALL ORDER BY i.image_id"
+        "GROUP BY ALL) ORDER BY hash(shape_w, shape_h), shape_w, shape_h, image_id"
     )
     with catalog.connect(read_only=True) as con:
         con.register("wanted", wanted)

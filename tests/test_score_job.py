@@ -285,6 +285,37 @@ def test_a_worker_whose_scorer_has_another_version_than_the_job_refuses_to_start
         ScoreWorker(ScoreSettings(metrics=("niqe", "brisque"), versions=other))
 
 
+def test_pending_images_come_grouped_by_shape_so_shards_batch(cli, catalog, tmp_path):
+    """Sizes interleaved in content-hash order come out one shape after another (EXIF 5-8
+    counted as decoded), so a shard of a pool of many sizes still fills its batches."""
+    from PIL import Image
+
+    from db.scoring import pending_scores
+
+    pool = tmp_path / "pool"
+    for size in [(96, 80), (80, 96), (112, 72)]:
+        write_photo_pool(pool / f"{size[0]}x{size[1]}", 4, size=size)
+    rotated = Image.open(next((pool / "96x80").iterdir())).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 80x96, decoded (rotated back) as 96x80
+    rotated.save(pool / "rotated.jpg", exif=exif)
+    _ingest(cli, pool, catalog)
+    table = pending_scores(catalog, None, {"niqe": "v1"})
+    assert table.column_names == [
+        "image_id", "path", "width", "height", "exif_orientation", "missing"
+    ]  # fmt: skip
+    decoded = [
+        (h, w) if o in (5, 6, 7, 8) else (w, h)
+        for w, h, o in zip(*(table[c].to_pylist() for c in ("width", "height",
+                                                           "exif_orientation")), strict=True)
+    ]  # fmt: skip
+    runs = [decoded[0]] + [b for a, b in zip(decoded, decoded[1:], strict=False) if a != b]
+    assert sorted(runs) == [(80, 96), (96, 80), (112, 72)]  # each shape in one run
+    assert decoded.count((96, 80)) == 5
+    by_id = sorted(table["image_id"].to_pylist())
+    assert table["image_id"].to_pylist() != by_id  # the order is not the content hash's
+
+
 def test_size_buckets_group_equal_shapes_and_cap_batch_size():
     shapes = [(10, 20), (30, 40), (10, 20), (10, 20), (30, 40)]
     assert size_buckets(shapes, 2) == [[0, 2], [3], [1, 4]]
