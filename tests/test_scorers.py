@@ -121,6 +121,20 @@ def test_learned_scorers_load_saved_random_weights_and_batch_like_single_images(
     assert scorer.version.startswith("pyiqa-") and len(scorer.version.split("+")[1]) == 12
 
 
+@pytest.mark.parametrize("metric", ["clipiqa", "clipiqa+"])
+def test_clipiqa_encodes_its_prompts_once_with_the_same_scores(metric, weights):
+    """pyiqa encodes the fixed prompts on every batch; the scorer does it once, exactly."""
+    scorer = tiny_scorer(metric, weights, device="cpu")
+    text_runs = []
+    clip = scorer.built.module.clip_model[0]
+    clip.transformer.register_forward_hook(lambda *_: text_runs.append(1))
+    batches = [random_batch(scorer, seed) for seed in (1, 2, 3)]
+    scores = [scorer.score(b) for b in batches]
+    assert len(text_runs) == 1
+    # Each batch on a scorer of its own, which encodes the prompts for it, gives the same.
+    assert scores == [tiny_scorer(metric, weights, device="cpu").score(b) for b in batches]
+
+
 def test_weights_change_changes_version(weights, tmp_path):
     other = tmp_path / "w2"
     rw.write_musiq(other, rw.TINY_ARCH["musiq"], seed=5)

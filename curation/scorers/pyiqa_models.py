@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
+from functools import partial, wraps
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -94,6 +96,21 @@ def build_musiq(ctx: BuildContext) -> BuiltModel:
     return _finish(net, ctx)
 
 
+def same_arguments_same_result(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """fn, computed once for the same argument objects and then returned again (inference only:
+    the result must depend on nothing that changes, such as fixed prompts under fixed weights)."""
+    last: dict[str, Any] = {}
+
+    @wraps(fn)
+    def run(*args: Any) -> torch.Tensor:
+        key = tuple(map(id, args))
+        if last.get("key") != key:
+            last.update(key=key, result=fn(*args), args=args)  # args kept: ids stay theirs
+        return last["result"]
+
+    return run
+
+
 def build_clipiqa(ctx: BuildContext, plus: bool = False) -> BuiltModel:
     install_import_shims()
     from pyiqa.archs.clipiqa_arch import CLIPIQA
@@ -122,6 +139,12 @@ def build_clipiqa(ctx: BuildContext, plus: bool = False) -> BuiltModel:
         if plus:  # the learned prompts run CLIP's text transformer themselves
             learner = net.prompt_learner
             learner.forward = autocast_to_float32(learner.forward, ctx.device.type, ctx.dtype)
+    # pyiqa encodes its fixed prompts again on every batch: 8.6% of a CPU batch of 8 at 512x384,
+    # 1.7% at 1080x800 (full-size RN50). Weights and prompts never change once built.
+    net.prompt_pairs = net.prompt_pairs.to(ctx.device)  # so that forward's .to() keeps it
+    clip.encode_text = same_arguments_same_result(clip.encode_text)
+    if plus:
+        net.prompt_learner.forward = same_arguments_same_result(net.prompt_learner.forward)
     module = net.to(ctx.device, torch.float32).eval()
 
     def forward(x: torch.Tensor) -> torch.Tensor:
