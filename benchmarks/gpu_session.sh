@@ -6,7 +6,8 @@
 #   decode.txt     bench_decode.py with 8 workers: the host's decode rate per 1080x800 JPEG;
 #   fast.txt       runner vs model-only at shards of 1024 for the fast metrics and MANIQA
 #                  (e2e / model-only, goal >= 0.9), with the float32 score heads;
-#   gpu_tests.txt  the `gpu` tests of the scorers and the score job.
+#   gpu_tests.txt  the `gpu` tests of the scorers and the score job;
+#   clip_prompts.txt  CLIP-IQA(+) with prompt features encoded once vs on every batch.
 set -u
 out=${OUT:-/tmp/gpu_session}
 wheels=${WHEELS:-.whl}
@@ -21,5 +22,7 @@ timeout 100 python3 benchmarks/bench_decode.py --workers 8 --rounds 2 2>&1 | tee
 timeout 300 python3 benchmarks/bench_scorers_gpu.py --random --images 1024 --shard 1024 \
   --no-batch1 --pyiqa-images 0 --metrics clipiqa,clipiqa+,brisque,maniqa \
   --json "$out/fast.json" 2>&1 | tee "$out/fast.txt"
-timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider -W ignore \
+timeout 130 python3 -m pytest -q -m gpu -p no:cacheprovider -W ignore \
   tests/test_scorers.py tests/test_score_job.py 2>&1 | tee "$out/gpu_tests.txt"
+timeout 30 python3 benchmarks/bench_clip_prompts.py --device cuda --batch 16 --rounds 3 2>&1 \
+  | tee "$out/clip_prompts.txt"
