@@ -51,16 +51,21 @@ class ShardActor:
 
     def __call__(self, items: pa.Table) -> pa.Table:
         if self.error:
-            return pa.table({"file": [""], "items": [0], "error": [self.error]})
+            return _block_report("", 0, self.error)
         try:
             result = self.worker.process(items)
         except HfaidError as exc:
-            return pa.table({"file": [""], "items": [0], "error": [str(exc)]})
+            return _block_report("", 0, str(exc))
         self.count += 1
         # Same naming and temp-then-rename as the local runner, so leftovers resume the same way.
         path = self.results_dir / f"{int(time.time())}-ray{self.token}-{self.count:06d}.parquet"
         write_result(result, path)
-        return pa.table({"file": [str(path)], "items": [items.num_rows], "error": [""]})
+        return _block_report(str(path), items.num_rows, "")
+
+
+def _block_report(file: str, items: int, error: str) -> pa.Table:
+    """What an actor returns per block: its result file and item count, or why it failed."""
+    return pa.table({"file": [file], "items": [items], "error": [error]})
 
 
 def run_job_ray(
