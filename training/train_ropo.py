@@ -170,14 +170,15 @@ def loader_workers(requested: int, batch_size: int, resolution: int,
     stops the run (Docker's default is 64 MB; a batch of 8 at 512 px is 25 MB)."""
     batch_bytes = batch_size * 3 * resolution * resolution * 4  # float32 pixel_values
     # Each worker holds its prefetched batches and the one it is filling.
-    fit = workers_that_fit(requested, (PREFETCH_BATCHES + 1) * batch_bytes, shm_bytes)
+    per_worker = (PREFETCH_BATCHES + 1) * batch_bytes
+    fit = workers_that_fit(requested, per_worker, shm_bytes)
     if fit < requested:
         logger.warning(
             "/dev/shm has %d MiB for this process but %d loader workers need about %d MiB, so "
             "%s (slower). "
             "Give the machine or container more shared memory (docker run --shm-size=8g, or "
             "--ipc=host), or lower --dataloader_num_workers.", (shm_bytes or 0) >> 20,
-            requested, requested * (PREFETCH_BATCHES + 1) * batch_bytes >> 20,
+            requested, requested * per_worker >> 20,
             f"only {fit} load" if fit else "the training process loads the batches")
     return fit
 

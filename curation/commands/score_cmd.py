@@ -75,8 +75,7 @@ def score(
     """Score images that passed a stage; (image, metric, version) already present are skipped."""
     from curation.score import ScoreSettings, metric_versions, run_scoring
     from curation.score_settings import decode_workers_for, shard_size_for
-    from curation.scorers import get_scorer_spec, resolve_device
-    from curation.scorers.precision import requested_dtype
+    from curation.scorers import get_scorer_spec
     from db.scoring import count_stage_input, score_counts
 
     cat, cfg = open_for_writing(catalog, config)
@@ -105,8 +104,8 @@ def score(
         options=options,
     )
     n_workers = sc.workers if workers is None else workers
-    requested_dtype(resolve_device(chosen_device), settings.dtype)  # fails before any work
-    metric_versions(settings)  # a missing weights file fails here, before any work
+    # A device or --dtype it cannot run, or a missing weights file, fails here, before any work.
+    metric_versions(settings)
     stage = sc.stage_input if stage_input is None else stage_input
     stage = None if stage in ("", "all") else stage
     if stage is not None and count_stage_input(cat, stage) == 0:
