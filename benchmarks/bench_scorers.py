@@ -126,7 +126,7 @@ def bench_metric(
     table = items_table(paths, metric)
     worker.process(table.slice(0, 1))  # warm-up; starts the persistent decode workers
     scorer = worker.scorers[metric]
-    batch = worker.batch_size([scorer])  # 0 = the metric's declared batch size on CPU
+    batch = worker.batch_size(scorer)  # 0 = the metric's declared batch size on CPU
     # model-only: the same size-bucketed batches, decoded beforehand, straight into the scorer
     tensors = [load_for_policy(str(p), scorer.input_policy) for p in paths]
     by_shape: dict[tuple, list[torch.Tensor]] = {}

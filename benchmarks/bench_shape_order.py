@@ -1,16 +1,21 @@
 """Pending images in shape order vs content-hash order: batch fill and images/s on mixed sizes.
 
 Usage: .venv/bin/python benchmarks/bench_shape_order.py [--images 128] [--shapes 16]
-       [--shard 32] [--metric clipiqa] [--rounds 2] [--synthetic 1000000]
+       [--shard 32] [--metric clipiqa] [--device cpu] [--batch 8] [--rounds 2]
+       [--synthetic 1000000]
 
 Only images of equal shape batch at full resolution, and a shard batches only within itself.
 Part 1 (real): real-photo JPEGs in `--shapes` distinct sizes, ingested into a real catalog by
 `hfaid ingest`; the pending list as `db.scoring.pending_scores` returns it (shapes together)
 and the same rows in image_id order (the order before), cut into shards and fed to
-`ScoreWorker.process` with the metric's full-size random weights, order alternating per round.
-Part 2 (catalog only): a synthetic catalog with a camera-like size mix (half the images in 20
-common sizes, the rest spread over 5000 others); `pending_scores`' time and the mean batch of
-GPU shards (1024 images, batch 16) in both orders.
+`ScoreWorker.process` with the metric's full-size random weights at `--batch` (CLIP-IQA's GPU
+batch; on CPU its default is 1, where batching does not pay), order alternating per round.
+Part 2 (catalog only): synthetic catalogs of `--synthetic` pending images, a camera-like size
+mix (half the images in 20 common sizes, the rest spread over 5000 others) and a long tail
+(sides drawn to the pixel, nearly every size unique); `pending_scores`' time and the mean batch
+of GPU shards (1024 images, batch 16) in image_id order, shape order and 96-px cell order
+(what a job with NIQE asks for), for metrics that batch equal shapes and for NIQE, which
+batches a 96-px cell (`ScorerSpec.batch_cell`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -30,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from curation.sample_photos import colour_photos  # noqa: E402
-from curation.score import ScoreSettings, ScoreWorker, metric_versions, size_buckets  # noqa: E402
+from curation.score import ScoreSettings, ScoreWorker, metric_versions  # noqa: E402
 from curation.scorers import random_weights as rw  # noqa: E402
 from db.catalog import Catalog  # noqa: E402
 from db.scoring import pending_scores  # noqa: E402
@@ -62,13 +68,15 @@ def write_pool(folder: Path, count: int, shapes: int) -> None:
         crop.resize(sizes[i % shapes], Image.Resampling.BICUBIC).save(folder / f"{i:05d}.jpg")
 
 
-def mean_batch(table: pa.Table, shard: int, batch: int) -> float:
-    """Images per batch when `table` is cut into shards and each shard into size buckets."""
+def mean_batch(table: pa.Table, shard: int, batch: int, cell: int = 1) -> float:
+    """Images per batch when `table` is cut into shards and each shard into batches of images
+    whose sides agree after rounding down to multiples of `cell` (1: equal shapes)."""
     batches = 0
     for start in range(0, table.num_rows, shard):
         part = table.slice(start, shard)
-        shapes = list(zip(part["height"].to_pylist(), part["width"].to_pylist(), strict=True))
-        batches += len(size_buckets(shapes, batch))
+        keys = Counter(zip((h // cell for h in part["height"].to_pylist()),
+                           (w // cell for w in part["width"].to_pylist()), strict=True))
+        batches += sum(-(-count // batch) for count in keys.values())
     return table.num_rows / batches
 
 
@@ -79,12 +87,13 @@ def real_pool(args: argparse.Namespace, tmp: Path) -> None:
                    check=True, capture_output=True, cwd=REPO)
     weights = tmp / "weights"
     rw.write_clipiqa(weights, plus=args.metric == "clipiqa+", real_size=True)
-    settings = ScoreSettings(metrics=(args.metric,), device="cpu", weights_dir=str(weights))
+    settings = ScoreSettings(metrics=(args.metric,), device=args.device,
+                             weights_dir=str(weights), batch_size=args.batch)
     shape_order = pending_scores(Catalog(catalog), None, metric_versions(settings))
     orders = {"shape order (now)": shape_order, "image_id order (before)":
               shape_order.sort_by("image_id")}
     worker = ScoreWorker(settings)
-    batch = worker.batch_size(list(worker.scorers.values()))
+    batch = worker.decode_batch_size(list(worker.scorers.values()))
     worker.process(shape_order.slice(0, 1))  # warm-up: decode workers, first forward
     best: dict[str, float] = {}
     for _ in range(args.rounds):
@@ -95,7 +104,8 @@ def real_pool(args: argparse.Namespace, tmp: Path) -> None:
                 assert all(s == "ok" for s in rows["status"].to_pylist()), "a row failed"
             best[name] = min(best.get(name, 1e9), time.perf_counter() - start)
     print(f"Part 1: {args.images} JPEGs in {args.shapes} sizes, {args.metric} (full-size random "
-          f"weights) on CPU, batch {batch}, shards of {args.shard}, best of {args.rounds}")
+          f"weights) on {args.device}, batch {batch}, shards of {args.shard}, best of "
+          f"{args.rounds}")
     print("| order | mean images per batch | images/s |\n|---|---|---|")
     for name, table in orders.items():
         rate = table.num_rows / best[name]
@@ -104,8 +114,19 @@ def real_pool(args: argparse.Namespace, tmp: Path) -> None:
     print(f"shape order / image_id order: {now / before:.2f}x images/s")
 
 
-def synthetic_catalog(path: Path, n: int) -> None:
-    """n images with a camera-like size mix, every one pending (no scores yet)."""
+SIZE_MIXES = {
+    # half in the 20 common sizes, half over 5000 others (100 widths x 50 heights)
+    "camera mix": (
+        "CASE WHEN u < 0.5 THEN c.w ELSE 1000 + (v * 100)::INT * 16 END",
+        "CASE WHEN u < 0.5 THEN c.h ELSE 700 + (u * 100)::INT % 50 * 16 END",
+    ),
+    # sides drawn to the pixel: 800-3999 x 600-2999, nearly every size unique
+    "long tail": ("800 + (v * 3200)::INT % 3200", "600 + (u * 2400)::INT % 2400"),
+}
+
+
+def synthetic_catalog(path: Path, n: int, mix: str) -> None:
+    """n images with the given size mix, every one pending (no scores yet)."""
     subprocess.run([*HFAID, "init", "--catalog", str(path)], check=True, capture_output=True,
                    cwd=REPO)
     con = duckdb.connect(str(path))
@@ -117,12 +138,10 @@ def synthetic_catalog(path: Path, n: int) -> None:
         SELECT i, printf('%064x', hash(i)) AS image_id, random() AS u, random() AS v
         FROM range({n}) t(i)
     """)
-    # Half in the 20 common sizes, half over 5000 others (100 widths x 50 heights).
+    width, height = SIZE_MIXES[mix]
     con.execute(f"""
         INSERT INTO images (image_id, bytes, format, width, height, mode)
-        SELECT image_id, 2000000, 'JPEG',
-               CASE WHEN u < 0.5 THEN c.w ELSE 1000 + (v * 100)::INT * 16 END,
-               CASE WHEN u < 0.5 THEN c.h ELSE 700 + (u * 100)::INT % 50 * 16 END, 'RGB'
+        SELECT image_id, 2000000, 'JPEG', {width}, {height}, 'RGB'
         FROM pick JOIN (SELECT row_number() OVER () - 1 AS k, w, h FROM common) c
           ON c.k = (v * {len(COMMON_SIZES)})::INT % {len(COMMON_SIZES)}
     """)
@@ -134,33 +153,45 @@ def synthetic_catalog(path: Path, n: int) -> None:
 
 
 def synthetic(n: int, tmp: Path) -> None:
-    path = tmp / "synthetic.duckdb"
-    synthetic_catalog(path, n)
-    versions = {"clipiqa": "synthetic-1"}
-    start = time.perf_counter()
-    table = pending_scores(Catalog(path), None, versions)
-    seconds = time.perf_counter() - start
-    by_id = table.sort_by("image_id")
-    distinct = len(set(zip(table["width"].to_pylist(), table["height"].to_pylist(),
-                           strict=True)))
-    print(f"\nPart 2: synthetic catalog of {n:,} pending images in {distinct:,} sizes; "
-          f"pending_scores took {seconds:.2f} s")
-    print("| order | mean images per batch (shards of 1024, batch 16) |\n|---|---|")
-    print(f"| shape order (now) | {mean_batch(table, 1024, 16):.2f} |")
-    print(f"| image_id order (before) | {mean_batch(by_id, 1024, 16):.2f} |")
+    print(f"\nPart 2: synthetic catalogs of {n:,} pending images; GPU shards of 1024, batch 16")
+    print("| size mix | sizes | order | pending_scores s | mean batch, equal shapes | "
+          "mean batch, NIQE (96-px cells) |\n|---|---|---|---|---|---|")
+    for mix in SIZE_MIXES:
+        path = tmp / f"{mix.replace(' ', '_')}.duckdb"
+        synthetic_catalog(path, n, mix)
+        versions = {"niqe": "synthetic-1"}
+        orders, seconds = {}, {}
+        for _ in range(2):  # interleaved, best of 2
+            for name, cell in (("shape order", 1), ("96-px cell order (now)", 96)):
+                start = time.perf_counter()
+                orders[name] = pending_scores(Catalog(path), None, versions, cell)
+                took = time.perf_counter() - start
+                seconds[name] = min(seconds.get(name, 1e9), took)
+        orders["image_id order"] = orders["shape order"].sort_by("image_id")
+        table = orders["shape order"]
+        sizes = len(set(zip(table["width"].to_pylist(), table["height"].to_pylist(),
+                            strict=True)))
+        for name in ("image_id order", "shape order", "96-px cell order (now)"):
+            took = f"{seconds[name]:.2f}" if name in seconds else ""
+            print(f"| {mix} | {sizes:,} | {name} | {took} | "
+                  f"{mean_batch(orders[name], 1024, 16):.2f} | "
+                  f"{mean_batch(orders[name], 1024, 16, 96):.2f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=128)
+    parser.add_argument("--images", type=int, default=128, help="0 skips part 1")
     parser.add_argument("--shapes", type=int, default=16)
     parser.add_argument("--shard", type=int, default=32)
     parser.add_argument("--metric", default="clipiqa", choices=["clipiqa", "clipiqa+"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--synthetic", type=int, default=1_000_000, help="0 skips part 2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        real_pool(args, Path(tmp))
+        if args.images:
+            real_pool(args, Path(tmp))
         if args.synthetic:
             synthetic(args.synthetic, Path(tmp))
 

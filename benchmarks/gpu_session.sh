@@ -2,12 +2,16 @@
 # The GPU measurements issue 4 still lacks, in one lent-GPU call of under 10 minutes.
 #
 # Run from the repository root on the GPU machine, with the wheels it lacks in .whl/ (or
-# WHEELS=dir): bash benchmarks/gpu_session.sh. Results go to $OUT (or /tmp/gpu_session):
+# WHEELS=dir): bash benchmarks/gpu_session.sh [2]. Results go to $OUT (or /tmp/gpu_session).
+# Part 1 (no argument):
 #   decode.txt     bench_decode.py with 8 workers: the host's decode rate per 1080x800 JPEG;
 #   fast.txt       runner vs model-only at shards of 1024 for the fast metrics and MANIQA
 #                  (e2e / model-only, goal >= 0.9), with the float32 score heads;
 #   gpu_tests.txt  the `gpu` tests of the scorers and the score job;
 #   clip_prompts.txt  CLIP-IQA(+) with prompt features encoded once vs on every batch.
+# Part 2 (argument 2), a second call:
+#   batch_sizes.txt  the default funnel's metrics, each at its own batch vs all at MANIQA's 4;
+#   shape_order.txt  CLIP-IQA on a 16-size pool, pending list in shape vs image_id order.
 set -u
 out=${OUT:-/tmp/gpu_session}
 wheels=${WHEELS:-.whl}
@@ -18,6 +22,14 @@ if compgen -G "$wheels/*.whl" >/dev/null; then
 fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/device.txt"
+if [ "${1:-1}" = 2 ]; then
+  timeout 240 python3 benchmarks/bench_batch_sizes.py --device cuda --metrics \
+    maniqa,clipiqa,niqe --batch-sizes 0,4 --images 256 --size 1080x800 --rounds 3 2>&1 \
+    | tee "$out/batch_sizes.txt"
+  timeout 240 python3 benchmarks/bench_shape_order.py --device cuda --batch 16 --images 512 \
+    --shard 256 --rounds 3 --synthetic 0 2>&1 | tee "$out/shape_order.txt"
+  exit 0
+fi
 timeout 100 python3 benchmarks/bench_decode.py --workers 8 --rounds 2 2>&1 | tee "$out/decode.txt"
 timeout 300 python3 benchmarks/bench_scorers_gpu.py --random --images 1024 --shard 1024 \
   --no-batch1 --pyiqa-images 0 --metrics clipiqa,clipiqa+,brisque,maniqa \

@@ -9,6 +9,7 @@ import math
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -62,6 +63,11 @@ class ScoreSettings:
 
 def metric_options(settings: ScoreSettings, metric: str) -> dict[str, Any]:
     return dict(settings.options.get(metric, {}))
+
+
+def batch_cell(settings: ScoreSettings) -> int:
+    """The cell the pending list keeps together: the largest any of the metrics batches."""
+    return max(get_scorer_spec(m).batch_cell for m in settings.metrics)
 
 
 def metric_versions(settings: ScoreSettings) -> dict[str, str]:
@@ -200,16 +206,58 @@ def split_for_workers(batch: list[int], workers: int) -> list[list[int]]:
     return [batch[i : i + size] for i in range(0, len(batch), size)]
 
 
-def size_buckets(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
-    """Indices grouped by equal predicted shape, in batches of at most batch_size."""
+def size_buckets(
+    shapes: list[tuple[int, int]], batch_size: int, cell: int = 1
+) -> list[list[int]]:
+    """Indices grouped by equal predicted shape, in batches of at most batch_size; shapes of
+    one `cell` (sides rounded down to its multiples) come one after another, so a metric that
+    batches a cell (`ScorerSpec.batch_cell`) finds them together."""
     by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
     for index, shape in enumerate(shapes):
         by_shape[shape].append(index)
     batches = []
-    for shape in sorted(by_shape):
+    for shape in sorted(by_shape, key=lambda hw: (hw[0] // cell, hw[1] // cell, hw)):
         members = by_shape[shape]
         batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
     return batches
+
+
+Launch = Callable[[Scorer, list[int], torch.Tensor], None]
+
+
+class _BatchQueue:
+    """One metric's images waiting for a full batch of its size. Images of equal batch shape
+    (equal decoded shapes; for NIQE, shapes within one 96-px cell, cropped) join across the
+    decoded batches that follow each other, and a new batch shape sends what waits."""
+
+    def __init__(self, scorer: Scorer, size: int) -> None:
+        self.scorer, self.size = scorer, size
+        self.indices: list[int] = []
+        self.waiting: torch.Tensor | None = None
+
+    def add(self, indices: list[int], images: torch.Tensor, launch: Launch) -> None:
+        height, width = self.scorer.spec.batch_shape(*images.shape[2:])
+        images = images[..., :height, :width]
+        if self.waiting is not None and self.waiting.shape[1:] != images.shape[1:]:
+            self.flush(launch)
+        if self.waiting is not None:
+            images = torch.cat([self.waiting, images])
+        indices = self.indices + indices
+        start = 0
+        while len(indices) - start >= self.size:
+            end = start + self.size
+            launch(self.scorer, indices[start:end], images[start:end])
+            start = end
+        # What is left waits for the next decoded batch. It may be a view of a decode worker's
+        # buffer, which goes back once this batch is launched: hence the copy (at most a
+        # batch of images, and none at batch 1).
+        self.indices = indices[start:]
+        self.waiting = images[start:].clone() if self.indices else None
+
+    def flush(self, launch: Launch) -> None:
+        if self.indices:
+            launch(self.scorer, self.indices, self.waiting)
+            self.indices, self.waiting = [], None
 
 
 def check_versions(scorers: dict[str, Scorer], expected: dict[str, str]) -> None:
@@ -302,11 +350,16 @@ class ScoreWorker:
             )
         return fit
 
-    def batch_size(self, scorers: list[Scorer]) -> int:
-        """--batch-size if set, else the smallest declared batch for this device."""
-        if self.settings.batch_size > 0:
-            return self.settings.batch_size
-        return min(s.spec.batch_size(s.device.type) for s in scorers)
+    def batch_size(self, scorer: Scorer) -> int:
+        """--batch-size if set, else the metric's declared batch for this device."""
+        return self.settings.batch_size or scorer.spec.batch_size(scorer.device.type)
+
+    def decode_batch_size(self, scorers: list[Scorer]) -> int:
+        """Images decoded together for metrics that share a decode: the largest of their
+        batches, each metric then runs its own batch size over them (`_BatchQueue`). The
+        smallest would hold every metric to the batch of the slowest to batch (on CPU, NIQE
+        and MANIQA at 1 kept CLIP-IQA at 1 too)."""
+        return max(self.batch_size(s) for s in scorers)
 
     def process(self, items: pa.Table) -> pa.Table:
         rows = items.to_pylist()
@@ -320,7 +373,8 @@ class ScoreWorker:
                 policy.output_hw(r["width"] or 0, r["height"] or 0, r["exif_orientation"])
                 for r in todo
             ]
-            batches = size_buckets(shapes, self.batch_size(scorers))
+            cell = max(s.spec.batch_cell for s in scorers)
+            batches = size_buckets(shapes, self.decode_batch_size(scorers), cell)
             plan = plan_pieces(batches, self.settings.decode_workers)
             workers = self._decode_workers(largest_piece_bytes(plan, shapes))
             if workers != self.settings.decode_workers:
@@ -329,48 +383,70 @@ class ScoreWorker:
             sampler.batches = [[(i, todo[i]["path"]) for i in p] for b in plan for p in b]
             decoded_pieces = iter(loader)
             device = scorers[0].device
+            queues = [_BatchQueue(s, self.batch_size(s)) for s in scorers]
             previous: list[_Launched] = []
             for count in (len(b) for b in plan):
                 pieces = [next(decoded_pieces) for _ in range(count)]
                 decoded = _Decoded.join(pieces, device)
                 launched: list[_Launched] = []
-                self._score_decoded(decoded, todo, scorers, out, launched)
+                launch = partial(_launch, todo=todo, out=out, launched=launched)
+                _record_failures(decoded, todo, scorers, out)
+                for indices, stacked in decoded.groups:
+                    for queue in queues:
+                        _enqueue(queue, indices, stacked, todo, out, launch)
                 # Launching converted the images to float (the model's own copy; a CPU
-                # forward has even finished), so the workers may reuse their buffers.
+                # forward has even finished), and what waits is copied, so the workers may
+                # reuse their buffers.
                 for piece in pieces:
                     self.returned.hand_back(piece.flag)
                 # Read the previous batch only now: this batch is already queued behind it.
                 _read_launched(previous, todo, out)
                 previous = launched
+            last: list[_Launched] = []
+            for queue in queues:
+                queue.flush(partial(_launch, todo=todo, out=out, launched=last))
             _read_launched(previous, todo, out)
+            _read_launched(last, todo, out)
             for _ in decoded_pieces:  # ends the epoch cleanly for the persistent workers
                 pass
         return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
 
-    def _score_decoded(
-        self,
-        decoded: _Decoded,
-        todo: list[dict],
-        scorers: list[Scorer],
-        out: list[dict],
-        launched: list[_Launched],
-    ) -> None:
-        for index, reason, detail in decoded.failures:
-            for s in scorers:
-                if s.name in todo[index]["missing"]:
-                    out.append(_row(todo[index], s, None, reason, detail))
-        for indices, stacked in decoded.groups:
-            for s in scorers:
-                wanted = [k for k, i in enumerate(indices) if s.name in todo[i]["missing"]]
-                need = s.input_policy.min_side
-                if wanted and min(stacked.shape[2:]) < need:
-                    detail = f"{stacked.shape[3]}x{stacked.shape[2]} < {need}px side"
-                    out.extend(
-                        _row(todo[indices[k]], s, None, "too_small", detail) for k in wanted
-                    )
-                elif wanted:
-                    batch = stacked if len(wanted) == len(indices) else stacked[wanted]
-                    _launch(s, [indices[k] for k in wanted], batch, todo, out, launched)
+
+def _record_failures(
+    decoded: _Decoded, todo: list[dict], scorers: list[Scorer], out: list[dict]
+) -> None:
+    for index, reason, detail in decoded.failures:
+        for s in scorers:
+            if s.name in todo[index]["missing"]:
+                out.append(_row(todo[index], s, None, reason, detail))
+
+
+def _enqueue(
+    queue: _BatchQueue,
+    indices: list[int],
+    stacked: torch.Tensor,
+    todo: list[dict],
+    out: list[dict],
+    launch: Launch,
+) -> None:
+    """The images of one decoded shape that still lack the queue's metric, into its queue."""
+    scorer = queue.scorer
+    wanted = [k for k, i in enumerate(indices) if scorer.name in todo[i]["missing"]]
+    if not wanted:
+        return
+    need = scorer.input_policy.min_side
+    if min(stacked.shape[2:]) < need:
+        detail = f"{stacked.shape[3]}x{stacked.shape[2]} < {need}px side"
+        out.extend(_row(todo[indices[k]], scorer, None, "too_small", detail) for k in wanted)
+        return
+    queue.add([indices[k] for k in wanted], _rows(stacked, wanted), launch)
+
+
+def _rows(stacked: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """stacked[rows], as a view (no copy) when the rows are consecutive."""
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return stacked[rows[0] : rows[-1] + 1]
+    return stacked[rows]
 
 
 def _launch(
@@ -463,7 +539,7 @@ def build_job(
     job = ShardJob(
         name=job_name(versions),
         work_dir=catalog.work_dir,
-        pending=partial(pending_scores, catalog, stage, versions),
+        pending=partial(pending_scores, catalog, stage, versions, batch_cell(settings)),
         worker_factory=partial(ScoreWorker, settings),
         merge=partial(merge_score_results, catalog, run_id=run_id),
         shard_size=shard_size,

@@ -24,16 +24,18 @@ RESULT_SCHEMA = pa.schema(
 
 
 def pending_scores(
-    catalog: Catalog, stage: str | None, metric_versions: dict[str, str]
+    catalog: Catalog, stage: str | None, metric_versions: dict[str, str], cell: int = 1
 ) -> pa.Table:
     """image_id, path, width, height, exif_orientation, missing (metrics lacking that version),
-    with images of one shape next to each other.
+    with images of one shape next to each other, and shapes of one `cell` (sides rounded down
+    to its multiples: NIQE batches a 96-px cell, `ScorerSpec.batch_cell`) next to each other.
 
     Only equal shapes batch at full resolution, and a shard batches only within itself: in
     content-hash order a shard of a pool with many sizes holds a few images of each and its
     batches stay near 1 (a GPU scores 4-8x fewer images/s at batch 1 than at 16). Shapes come
     in hashed order, not by size, so that progress and its ETA do not drift from small to large
     images. Orientations 5-8 swap width and height, as decoding does."""
+    cell = max(1, int(cell))
     wanted = pa.table({"metric": list(metric_versions), "version": list(metric_versions.values())})
     shape_w = "CASE WHEN i.exif_orientation IN (5, 6, 7, 8) THEN i.height ELSE i.width END"
     shape_h = "CASE WHEN i.exif_orientation IN (5, 6, 7, 8) THEN i.width ELSE i.height END"
@@ -48,7 +50,9 @@ def pending_scores(
     sql += (
         "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.image_id = i.image_id "
         "AND s.metric = w.metric AND s.version = w.version) "
-        "GROUP BY ALL) ORDER BY hash(shape_w, shape_h), shape_w, shape_h, image_id"
+        "GROUP BY ALL) "
+        f"ORDER BY hash(shape_w // {cell}, shape_h // {cell}), shape_w // {cell}, "
+        f"shape_h // {cell}, shape_w, shape_h, image_id"
     )
     with catalog.connect(read_only=True) as con:
         con.register("wanted", wanted)

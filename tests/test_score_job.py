@@ -316,9 +316,105 @@ def test_pending_images_come_grouped_by_shape_so_shards_batch(cli, catalog, tmp_
     assert table["image_id"].to_pylist() != by_id  # the order is not the content hash's
 
 
+def test_metrics_sharing_a_decode_each_run_their_own_batch_size(tmp_path, monkeypatch):
+    """Metrics that read the same full-size decode keep their own batch sizes (on a GPU,
+    MANIQA's 4 used to hold CLIP-IQA and NIQE to 4 instead of 8): here NIQE at 1 and the
+    same NIQE registered with a batch of 4, each giving the scores of NIQE at batch 1."""
+    import dataclasses
+
+    from curation.score import ScoreWorker, path_items
+    from curation.scorers import _SPECS, Scorer, get_scorer_spec
+
+    batched = dataclasses.replace(get_scorer_spec("niqe"), name="niqe_by_4", cpu_batch_size=4)
+    monkeypatch.setitem(_SPECS, batched.name, batched)
+    seen: list[tuple[str, int]] = []
+    launch = Scorer.launch
+
+    def counted(self, batch):  # the real forward, with the batch size written down
+        seen.append((self.name, batch.shape[0]))
+        return launch(self, batch)
+
+    monkeypatch.setattr(Scorer, "launch", counted)
+    paths = write_photo_pool(tmp_path / "pool", 9, size=(112, 96))
+    settings = ScoreSettings(metrics=("niqe", "niqe_by_4"), decode_workers=2)
+    worker = ScoreWorker(settings)
+    assert worker.decode_batch_size(list(worker.scorers.values())) == 4
+    rows = worker.process(path_items(paths, settings.metrics)).to_pylist()
+    assert sorted(n for m, n in seen if m == "niqe_by_4") == [1, 4, 4]
+    assert [n for m, n in seen if m == "niqe"] == [1] * 9
+    assert len(rows) == 18 and all(r["status"] == "ok" for r in rows)
+    by_image: dict[str, dict[str, float]] = {}
+    for row in rows:
+        by_image.setdefault(row["image_id"], {})[row["metric"]] = row["value"]
+    for values in by_image.values():
+        assert values["niqe_by_4"] == pytest.approx(values["niqe"], rel=1e-9)
+
+
+def test_pending_images_of_one_96px_cell_come_together_for_niqe(cli, catalog, tmp_path):
+    """With a metric that batches 96-px cells (NIQE), shapes of one cell come in one run, and
+    each shape still in one run inside it, so shards hold whole cells."""
+    from curation.score import batch_cell
+    from db.scoring import pending_scores
+
+    pool = tmp_path / "pool"
+    sizes = [(200, 100), (210, 110), (230, 150), (300, 200), (310, 210), (100, 300)]
+    for size in sizes:
+        write_photo_pool(pool / f"{size[0]}x{size[1]}", 3, size=size)
+    _ingest(cli, pool, catalog)
+    cell = batch_cell(ScoreSettings(metrics=("clipiqa", "niqe")))
+    assert cell == 96 and batch_cell(ScoreSettings(metrics=("clipiqa",))) == 1
+    table = pending_scores(catalog, None, {"niqe": "v1", "clipiqa": "v1"}, cell)
+    shapes = list(zip(table["width"].to_pylist(), table["height"].to_pylist(), strict=True))
+
+    def runs(keys: list) -> list:
+        return [keys[0]] + [b for a, b in zip(keys, keys[1:], strict=False) if a != b]
+
+    assert sorted(runs(shapes)) == sorted(sizes)
+    cells = [(w // 96, h // 96) for w, h in shapes]
+    assert sorted(runs(cells)) == [(1, 3), (2, 1), (3, 2)]
+
+
 def test_size_buckets_group_equal_shapes_and_cap_batch_size():
     shapes = [(10, 20), (30, 40), (10, 20), (10, 20), (30, 40)]
     assert size_buckets(shapes, 2) == [[0, 2], [3], [1, 4]]
+    # (height, width): with 96-px cells, the two shapes of cell (1, 2) come one after the other
+    shapes = [(100, 300), (120, 200), (190, 210), (120, 200)]
+    assert size_buckets(shapes, 4) == [[0], [1, 3], [2]]
+    assert size_buckets(shapes, 4, cell=96) == [[1, 3], [2], [0]]
+
+
+def test_niqe_batches_sizes_of_one_96px_cell_with_per_image_scores(tmp_path, monkeypatch):
+    """NIQE reads whole 96-px blocks only, so images whose sides round down to the same
+    multiples of 96 share a batch, cropped, across decoded batches; BRISQUE, which reads every
+    pixel, still batches equal shapes only. Every score equals the image scored alone."""
+    from curation.score import ScoreWorker, path_items
+    from curation.scorers import Scorer, create_scorer
+    from curation.scorers.inputs import load_for_policy
+
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    launch = Scorer.launch
+
+    def counted(self, batch):  # the real forward, with the batch's shape written down
+        seen.append((self.name, tuple(batch.shape)))
+        return launch(self, batch)
+
+    monkeypatch.setattr(Scorer, "launch", counted)
+    paths = []
+    for size in [(200, 100), (210, 110), (230, 150), (300, 200)]:  # W x H: 3 in one cell
+        paths += write_photo_pool(tmp_path / f"{size[0]}x{size[1]}", 2, size=size)
+    settings = ScoreSettings(metrics=("niqe", "brisque"), batch_size=4, decode_workers=2)
+    rows = ScoreWorker(settings).process(path_items(paths, settings.metrics)).to_pylist()
+    niqe_batches = sorted(shape for m, shape in seen if m == "niqe")
+    assert niqe_batches == [(2, 3, 96, 192), (2, 3, 192, 288), (4, 3, 96, 192)]
+    assert sorted(shape[0] for m, shape in seen if m == "brisque") == [2, 2, 2, 2]
+    assert len(rows) == 16 and all(r["status"] == "ok" for r in rows)
+    alone = {m: create_scorer(m) for m in settings.metrics}
+    tolerance = {"niqe": 1e-9, "brisque": 1e-3}  # float64 inside / float32 (batch-dependent)
+    for row in rows:
+        scorer = alone[row["metric"]]
+        image = load_for_policy(row["image_id"], scorer.input_policy)[None]
+        expected = scorer.score(image)[0]
+        assert row["value"] == pytest.approx(expected, rel=tolerance[row["metric"]]), row
 
 
 def _score_proc(catalog: Path, config: Path) -> subprocess.Popen:

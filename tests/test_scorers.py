@@ -248,7 +248,7 @@ def test_maniqa_skips_the_vit_blocks_it_never_reads(tmp_path):
 def test_batch_sizes_are_declared_per_device():
     from curation.scorers import get_scorer_spec
 
-    for name in ("niqe", "brisque", "musiq", "maniqa"):  # batch 1 measured fastest on CPU
+    for name in ("niqe", "brisque", "musiq", "maniqa", "clipiqa", "clipiqa+"):  # fastest on CPU
         assert get_scorer_spec(name).batch_size("cpu") == 1
     for spec in list_scorers():
         assert spec.batch_size("cuda") == spec.default_batch_size

@@ -72,6 +72,10 @@ class ScorerSpec:
     weights: str | None = None  # weights spec name, None = parameters ship with packages
     packaged_files: tuple[str, ...] = ()  # parameter files under curation/scorers/data/
     batchable: bool = True  # a batch of equal-size images gives the per-image results
+    # The metric reads only the top-left crop whose sides are multiples of this (NIQE: whole
+    # 96-px blocks), so images whose sides round down to the same multiples batch together,
+    # cropped, with the per-image results. 1 = only equal shapes batch.
+    batch_cell: int = 1
     devices: tuple[str, ...] = ("cpu", "cuda")
     compute_dtype: str = "float32"  # "float64" for classical metrics (MATLAB parity)
     half_ok: bool = False  # fp16/bf16 on GPU changes calibration scores negligibly
@@ -79,9 +83,9 @@ class ScorerSpec:
     # score head, so scores are not rounded to bf16's 8 significant bits.
     float32_modules: tuple[str, ...] = ()
     default_batch_size: int = 8  # on a GPU, where a batch fills the device
-    # On CPU, batch 1 was as fast or faster per image for everything but CNNs (2-core machine,
-    # docs/BENCHMARKS.md): GEMMs already use all cores at batch 1, and bigger batches only add
-    # cache misses. None = default_batch_size.
+    # On CPU, batch 1 was as fast or faster per image for every full-resolution metric (2-core
+    # machine, docs/BENCHMARKS.md): GEMMs already use all cores at batch 1, and bigger batches
+    # only add cache misses. None = default_batch_size.
     cpu_batch_size: int | None = None
     supported_options: tuple[str, ...] = ()  # run options it accepts (e.g. "quantize")
 
@@ -90,6 +94,11 @@ class ScorerSpec:
         if device_type == "cpu" and self.cpu_batch_size is not None:
             return self.cpu_batch_size
         return self.default_batch_size
+
+    def batch_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) that images of this shape are cropped to for a batch."""
+        cell = self.batch_cell
+        return (height // cell * cell, width // cell * cell)
 
     def library_version(self) -> str:
         try:
