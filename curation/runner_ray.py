@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -68,32 +71,67 @@ def _block_report(file: str, items: int, error: str) -> pa.Table:
     return pa.table({"file": [file], "items": [items], "error": [error]})
 
 
-def run_job_ray(
-    job: ShardJob, device: str = "cpu", actors: int = 0, address: str | None = None
-) -> JobStats:
-    """Recover leftovers, run pending shards on Ray actors, merge result files as they land."""
+@contextmanager
+def ray_connection(address: str | None = None) -> Iterator[Any]:
+    """The ray module, connected for the block: started here (and stopped after) unless this
+    process is already connected."""
     try:
         import ray
     except ImportError:
         raise HfaidError("--engine ray needs Ray: pip install 'hfaid[ray]'") from None
-    started = time.perf_counter()
-    results_dir, stats = recover_leftovers(job)
-    pending = job.pending()
-    stats.items = pending.num_rows
-    if pending.num_rows == 0:
-        stats.seconds = time.perf_counter() - started
-        return stats
-    gpu = device.startswith("cuda")
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(
             address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True
         )
     try:
-        _run_on_ray(ray, job, pending, results_dir, gpu, actors, stats)
+        yield ray
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _require_gpus(ray) -> int:
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    if gpus == 0:
+        raise HfaidError("--engine ray --device cuda: the Ray cluster has no GPUs")
+    return gpus
+
+
+def run_on_a_slot(fn: Callable[..., Any], *args: Any, gpu: bool) -> Any:
+    """fn(*args) in a task on one of the job's slots (a GPU of a GPU node for a GPU job), for
+    what only a worker's machine can tell: a head node without a GPU cannot tell whether the
+    cluster's GPUs compute in bf16 or fp16. Its HfaidError comes back as one here."""
+    with ray_connection() as ray:
+        if gpu:
+            _require_gpus(ray)
+        task = ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1)(_result_or_error)
+        result, error = ray.get(task.remote(fn, *args))
+    if error:
+        raise HfaidError(error)
+    return result
+
+
+def _result_or_error(fn: Callable[..., Any], *args: Any) -> tuple[Any, str]:
+    import ray
+
+    try:
+        return fn(*args), ""
+    except HfaidError as exc:  # as data: a task's exception reaches the driver as a traceback
+        return None, f"{exc} (Ray node {ray.util.get_node_ip_address()})"
+
+
+def run_job_ray(
+    job: ShardJob, device: str = "cpu", actors: int = 0, address: str | None = None
+) -> JobStats:
+    """Recover leftovers, run pending shards on Ray actors, merge result files as they land."""
+    started = time.perf_counter()
+    results_dir, stats = recover_leftovers(job)
+    pending = job.pending()
+    stats.items = pending.num_rows
+    if pending.num_rows:
+        with ray_connection(address) as ray:
+            _run_on_ray(ray, job, pending, results_dir, device.startswith("cuda"), actors, stats)
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -107,10 +145,7 @@ def _run_on_ray(
     actors: int,
     stats: JobStats,
 ) -> None:
-    resources = ray.cluster_resources()
-    slots = int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1))
-    if gpu and slots == 0:
-        raise HfaidError("--engine ray --device cuda: the Ray cluster has no GPUs")
+    slots = _require_gpus(ray) if gpu else int(ray.cluster_resources().get("CPU", 1))
     concurrency = max(1, min(actors or slots, slots))
     # One block per shard, so every actor gets work and a result file is one shard as locally.
     ds = ray.data.from_arrow(

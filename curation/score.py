@@ -10,6 +10,7 @@ import os
 import sys
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -522,6 +523,21 @@ def settings_per_process(settings: ScoreSettings, workers: int, engine: str) -> 
     )
 
 
+def versions_from_the_cluster(settings: ScoreSettings, engine: str) -> bool:
+    """--engine ray --device cuda from a machine without a GPU (a Ray head node): versions name
+    the GPU's half precision (bf16 or fp16), so a task on a GPU of the cluster computes them."""
+    return engine == "ray" and on_gpu(settings.device) and not torch.cuda.is_available()
+
+
+def job_versions(settings: ScoreSettings, engine: str) -> dict[str, str]:
+    """metric -> version, computed where the job's scorers run (checks weights there)."""
+    if versions_from_the_cluster(settings, engine):
+        from curation.runner_ray import run_on_a_slot
+
+        return run_on_a_slot(metric_versions, settings, gpu=True)
+    return metric_versions(settings)
+
+
 def build_job(
     catalog: Catalog,
     settings: ScoreSettings,
@@ -533,7 +549,7 @@ def build_job(
 ) -> tuple[ShardJob, dict[str, str]]:
     if not settings.metrics:
         raise HfaidError("--metrics: name at least one metric")
-    versions = metric_versions(settings)
+    versions = job_versions(settings, engine)
     checked = dataclasses.replace(settings, versions=versions)  # workers compare theirs to these
     settings = settings_per_process(checked, workers, engine)
     job = ShardJob(
@@ -560,12 +576,17 @@ def run_scoring(
     ray_address: str | None = None,
 ) -> tuple[JobStats, dict[str, str]]:
     """Score every image that passed `stage` and lacks a requested metric@version."""
-    job, versions = build_job(catalog, settings, stage, run_id, shard_size, workers, engine)
     if engine == "ray":
-        from curation.runner_ray import run_job_ray
+        from curation.runner_ray import ray_connection, run_job_ray
 
-        stats = run_job_ray(job, device=settings.device, actors=workers, address=ray_address)
+        # Connected first only when the cluster computes the versions: one connection for them
+        # and the job. Otherwise Ray starts only if images are pending.
+        cluster = versions_from_the_cluster(settings, engine)
+        with ray_connection(ray_address) if cluster else nullcontext():
+            job, versions = build_job(catalog, settings, stage, run_id, shard_size, workers, engine)
+            stats = run_job_ray(job, device=settings.device, actors=workers, address=ray_address)
         return stats, versions
+    job, versions = build_job(catalog, settings, stage, run_id, shard_size, workers, engine)
     if engine != "local":
         raise HfaidError(f"--engine {engine!r}: use local or ray")
     return run_job(job), versions

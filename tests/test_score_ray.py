@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,35 @@ def test_an_actor_that_cannot_score_fails_the_job_with_its_own_message(tmp_path)
                                          r"pyiqa-0\.0\.1\+none"):  # fmt: skip
         run_job_ray(job, device="cpu", actors=1)
     assert merged == [] and not list((tmp_path / "work" / "score-test").glob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_a_gpu_job_from_a_head_without_a_gpu_gets_its_versions_from_a_cluster_gpu(
+    cli, tmp_path
+):
+    """A Ray head node often has no GPU, and the versions name the GPU's half precision: a task
+    on a GPU of the cluster computes them. A local cluster that declares one GPU it does not
+    have runs that task, which reports from its node that it has no CUDA device: one line, no
+    traceback. (Before, the head refused the job for its own lack of a GPU.) A cluster without
+    GPUs is refused before any work."""
+    import ray
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the head would compute the versions itself")
+    pool, catalog = tmp_path / "pool", tmp_path / "c.duckdb"
+    write_photo_pool(pool, 2, size=(128, 104))
+    code, _, err = cli("ingest", pool, "--catalog", catalog, "--workers", "1")
+    assert code == 0, err
+    score = ("score", "--metrics", "niqe", "--stage-input", "all", "--device", "cuda",
+             "--engine", "ray", "--catalog", catalog)  # fmt: skip
+    for gpus, message in ((0, "the Ray cluster has no GPUs"),
+                          (1, r"no CUDA device is available here .*\(Ray node ")):  # fmt: skip
+        ray.init(num_cpus=1, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+        try:
+            code, _, err = cli(*score)
+        finally:
+            ray.shutdown()
+        assert code != 0 and "Traceback" not in err
+        assert re.search(message, err), err
+    assert _scores(cli, catalog) == []

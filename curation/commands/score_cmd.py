@@ -73,7 +73,12 @@ def score(
     config: ConfigOpt = None,
 ) -> None:
     """Score images that passed a stage; (image, metric, version) already present are skipped."""
-    from curation.score import ScoreSettings, metric_versions, run_scoring
+    from curation.score import (
+        ScoreSettings,
+        metric_versions,
+        run_scoring,
+        versions_from_the_cluster,
+    )
     from curation.score_settings import decode_workers_for, shard_size_for
     from curation.scorers import get_scorer_spec
     from db.scoring import count_stage_input, score_counts
@@ -104,8 +109,10 @@ def score(
         options=options,
     )
     n_workers = sc.workers if workers is None else workers
-    # A device or --dtype it cannot run, or a missing weights file, fails here, before any work.
-    metric_versions(settings)
+    # A device or --dtype it cannot run, or a missing weights file, fails here, before any work
+    # (for a Ray GPU job from a machine without a GPU, in the job's first step, on the cluster).
+    if not versions_from_the_cluster(settings, chosen_engine):
+        metric_versions(settings)
     stage = sc.stage_input if stage_input is None else stage_input
     stage = None if stage in ("", "all") else stage
     if stage is not None and count_stage_input(cat, stage) == 0:
