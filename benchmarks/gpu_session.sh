@@ -12,7 +12,8 @@
 # Part 2 (argument 2), a second call:
 #   batch_sizes.txt  the default funnel's metrics, each at its own batch vs all at MANIQA's 4;
 #   shape_order.txt  CLIP-IQA on a 16-size pool, pending list in shape vs image_id order;
-#   niqe_cells.txt   NIQE on a pool of distinct sizes, batched by 96-px cell vs equal shapes.
+#   long_tail_*.txt  NIQE and MUSIQ on a pool of distinct sizes: 96-px cells / mixed sizes vs
+#                    equal shapes only.
 set -u
 out=${OUT:-/tmp/gpu_session}
 wheels=${WHEELS:-.whl}
@@ -24,13 +25,15 @@ fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/device.txt"
 if [ "${1:-1}" = 2 ]; then
-  timeout 200 python3 benchmarks/bench_batch_sizes.py --device cuda --metrics \
+  timeout 150 python3 benchmarks/bench_batch_sizes.py --device cuda --metrics \
     maniqa,clipiqa,niqe --batch-sizes 0,4 --images 256 --size 1080x800 --rounds 3 2>&1 \
     | tee "$out/batch_sizes.txt"
-  timeout 180 python3 benchmarks/bench_shape_order.py --device cuda --batch 16 --images 512 \
+  timeout 150 python3 benchmarks/bench_shape_order.py --device cuda --batch 16 --images 512 \
     --shard 256 --rounds 3 --synthetic 0 2>&1 | tee "$out/shape_order.txt"
-  timeout 150 python3 benchmarks/bench_niqe_cells.py --device cuda --images 1024 --shard 1024 \
-    --batch 16 --rounds 2 2>&1 | tee "$out/niqe_cells.txt"
+  for metric in niqe musiq; do
+    timeout 100 python3 benchmarks/bench_long_tail.py --metric $metric --device cuda \
+      --images 1024 --shard 1024 --batch 16 --rounds 2 2>&1 | tee "$out/long_tail_$metric.txt"
+  done
   exit 0
 fi
 timeout 100 python3 benchmarks/bench_decode.py --workers 8 --rounds 2 2>&1 | tee "$out/decode.txt"

@@ -212,42 +212,60 @@ def size_buckets(
 ) -> list[list[int]]:
     """Indices grouped by equal predicted shape, in batches of at most batch_size; shapes of
     one `cell` (sides rounded down to its multiples) come one after another, so a metric that
-    batches a cell (`ScorerSpec.batch_cell`) finds them together."""
+    batches a cell (`ScorerSpec.batch_cell`) finds them together, and by area, so a metric
+    that batches mixed sizes pads little (`ScorerSpec.batches_mixed_sizes`)."""
     by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
     for index, shape in enumerate(shapes):
         by_shape[shape].append(index)
+
+    def order(hw: tuple[int, int]) -> tuple:
+        area = (hw[0] * hw[1], hw)
+        return area if cell == 1 else (hw[0] // cell, hw[1] // cell, *area)
+
     batches = []
-    for shape in sorted(by_shape, key=lambda hw: (hw[0] // cell, hw[1] // cell, hw)):
+    for shape in sorted(by_shape, key=order):
         members = by_shape[shape]
         batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
     return batches
 
 
-Launch = Callable[[Scorer, list[int], torch.Tensor], None]
+Launch = Callable[..., None]  # (scorer, indices, batch, prepared=False): see _launch
 
 
 class _BatchQueue:
-    """One metric's images waiting for a full batch of its size. Images of equal batch shape
-    (equal decoded shapes; for NIQE, shapes within one 96-px cell, cropped) join across the
-    decoded batches that follow each other, and a new batch shape sends what waits."""
+    """One metric's images waiting for a full batch of its size, across the decoded batches
+    that follow each other. Images join that have equal batch shapes: equal decoded shapes, for
+    NIQE shapes within one 96-px cell (cropped to it), and for a metric that batches mixed
+    sizes (MUSIQ) any shape, as its prepared inputs. A new batch shape sends what waits."""
 
     def __init__(self, scorer: Scorer, size: int) -> None:
         self.scorer, self.size = scorer, size
+        self.mixed = scorer.spec.batches_mixed_sizes
         self.indices: list[int] = []
         self.waiting: torch.Tensor | None = None
 
     def add(self, indices: list[int], images: torch.Tensor, launch: Launch) -> None:
-        height, width = self.scorer.spec.batch_shape(*images.shape[2:])
-        images = images[..., :height, :width]
-        if self.waiting is not None and self.waiting.shape[1:] != images.shape[1:]:
-            self.flush(launch)
+        if self.mixed:
+            try:
+                images = self.scorer.prepare(images)
+            except Exception:  # scored as images: _launch records which one fails, and why
+                launch(self.scorer, indices, images)
+                return
+            if self.waiting is not None and not _pads_little(self.waiting, images):
+                self.flush(launch)
+        else:
+            height, width = self.scorer.spec.batch_shape(*images.shape[2:])
+            images = images[..., :height, :width]
+            if self.waiting is not None and self.waiting.shape[1:] != images.shape[1:]:
+                self.flush(launch)
         if self.waiting is not None:
-            images = torch.cat([self.waiting, images])
+            parts = [self.waiting, images]
+            images = self.scorer.built.join(parts) if self.mixed else torch.cat(parts)
         indices = self.indices + indices
         start = 0
         while len(indices) - start >= self.size:
             end = start + self.size
-            launch(self.scorer, indices[start:end], images[start:end])
+            launch(self.scorer, indices[start:end], images[start:end], prepared=self.mixed)
             start = end
         # What is left waits for the next decoded batch. It may be a view of a decode worker's
         # buffer, which goes back once this batch is launched: hence the copy (at most a
@@ -257,8 +275,18 @@ class _BatchQueue:
 
     def flush(self, launch: Launch) -> None:
         if self.indices:
-            launch(self.scorer, self.indices, self.waiting)
+            launch(self.scorer, self.indices, self.waiting, prepared=self.mixed)
             self.indices, self.waiting = [], None
+
+
+MAX_PADDING = 1.25  # a mixed-size batch pads each input to its longest: at most 25% more
+
+
+def _pads_little(waiting: torch.Tensor, new: torch.Tensor) -> bool:
+    """Whether prepared inputs of these two lengths (dim 1: MUSIQ's tokens) may share a batch:
+    each row computes the padded length, so lengths far apart would waste most of it."""
+    short, long = sorted((waiting.shape[1], new.shape[1]))
+    return long <= MAX_PADDING * short
 
 
 def check_versions(scorers: dict[str, Scorer], expected: dict[str, str]) -> None:
@@ -457,18 +485,20 @@ def _launch(
     todo: list[dict],
     out: list[dict],
     launched: list[_Launched],
+    prepared: bool = False,
 ) -> None:
-    """Queues the batch's forward pass; a batch that fails is retried image by image."""
+    """Queues the batch's forward pass; a batch that fails is retried image by image.
+    `prepared`: the batch holds the model's prepared inputs (`Scorer.prepare`), one per image."""
     if not scorer.spec.batchable and len(indices) > 1:
         for k, index in enumerate(indices):
-            _launch(scorer, [index], batch[k : k + 1], todo, out, launched)
+            _launch(scorer, [index], batch[k : k + 1], todo, out, launched, prepared)
         return
     try:
-        launched.append(_Launched(scorer, indices, scorer.launch(batch)))
+        launched.append(_Launched(scorer, indices, scorer.launch(batch, prepared)))
     except Exception as exc:
         if len(indices) > 1:  # find the one image that breaks the batch
             for k, index in enumerate(indices):
-                _launch(scorer, [index], batch[k : k + 1], todo, out, launched)
+                _launch(scorer, [index], batch[k : k + 1], todo, out, launched, prepared)
             return
         out.append(_failed(todo[indices[0]], scorer, exc))
 

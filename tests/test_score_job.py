@@ -15,6 +15,7 @@ import pytest
 
 from curation.score import ScoreSettings, size_buckets
 from curation.scorers import random_weights as rw
+from curation.scorers.inputs import load_for_policy
 from curation.scorers.precision import cpu_has_native_bf16
 from db.catalog import Catalog
 from db.outcomes import write_outcomes
@@ -330,9 +331,9 @@ def test_metrics_sharing_a_decode_each_run_their_own_batch_size(tmp_path, monkey
     seen: list[tuple[str, int]] = []
     launch = Scorer.launch
 
-    def counted(self, batch):  # the real forward, with the batch size written down
+    def counted(self, batch, prepared=False):  # the real forward, its batch size written down
         seen.append((self.name, batch.shape[0]))
-        return launch(self, batch)
+        return launch(self, batch, prepared)
 
     monkeypatch.setattr(Scorer, "launch", counted)
     paths = write_photo_pool(tmp_path / "pool", 9, size=(112, 96))
@@ -348,6 +349,37 @@ def test_metrics_sharing_a_decode_each_run_their_own_batch_size(tmp_path, monkey
         by_image.setdefault(row["image_id"], {})[row["metric"]] = row["value"]
     for values in by_image.values():
         assert values["niqe_by_4"] == pytest.approx(values["niqe"], rel=1e-9)
+
+
+def test_musiq_batches_images_of_any_size_with_per_image_scores(tmp_path, monkeypatch):
+    """MUSIQ's tokens carry a mask, so images of different sizes share a batch (padded tokens),
+    across decoded batches, and each gets the score it gets alone."""
+    from curation.score import ScoreWorker, path_items
+    from curation.scorers import Scorer, create_scorer
+
+    seen: list[tuple[str, int, bool]] = []
+    launch = Scorer.launch
+
+    def counted(self, batch, prepared=False):  # the real forward, with its batch written down
+        seen.append((self.name, batch.shape[0], prepared))
+        return launch(self, batch, prepared)
+
+    monkeypatch.setattr(Scorer, "launch", counted)
+    paths = []
+    for size in [(96, 64), (128, 96), (100, 140)]:
+        paths += write_photo_pool(tmp_path / f"{size[0]}x{size[1]}", 2, size=size)
+    weights = tmp_path / "w"
+    rw.write_musiq(weights, rw.TINY_ARCH["musiq"])
+    arch = {"musiq": {"arch": rw.TINY_ARCH["musiq"]}}
+    settings = ScoreSettings(metrics=("musiq",), weights_dir=str(weights), batch_size=4,
+                             decode_workers=2, options=arch)  # fmt: skip
+    rows = ScoreWorker(settings).process(path_items(paths, settings.metrics)).to_pylist()
+    assert sorted(seen) == [("musiq", 2, True), ("musiq", 4, True)]  # sizes mixed, 6 images
+    alone = create_scorer("musiq", weights_dir=weights, arch=rw.TINY_ARCH["musiq"])
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        image = load_for_policy(row["image_id"], alone.input_policy)[None]
+        assert row["value"] == pytest.approx(alone.score(image)[0], rel=1e-4, abs=1e-5), row
 
 
 def test_pending_images_of_one_96px_cell_come_together_for_niqe(cli, catalog, tmp_path):
@@ -377,10 +409,10 @@ def test_pending_images_of_one_96px_cell_come_together_for_niqe(cli, catalog, tm
 def test_size_buckets_group_equal_shapes_and_cap_batch_size():
     shapes = [(10, 20), (30, 40), (10, 20), (10, 20), (30, 40)]
     assert size_buckets(shapes, 2) == [[0, 2], [3], [1, 4]]
-    # (height, width): with 96-px cells, the two shapes of cell (1, 2) come one after the other
+    # (height, width), by area; with 96-px cells, the two shapes of cell (1, 2) come together
     shapes = [(100, 300), (120, 200), (190, 210), (120, 200)]
-    assert size_buckets(shapes, 4) == [[0], [1, 3], [2]]
-    assert size_buckets(shapes, 4, cell=96) == [[1, 3], [2], [0]]
+    assert size_buckets(shapes, 4) == [[1, 3], [0], [2]]
+    assert size_buckets([(120, 200), (190, 210), (100, 300)], 4, cell=96) == [[0], [1], [2]]
 
 
 def test_niqe_batches_sizes_of_one_96px_cell_with_per_image_scores(tmp_path, monkeypatch):
@@ -389,14 +421,13 @@ def test_niqe_batches_sizes_of_one_96px_cell_with_per_image_scores(tmp_path, mon
     pixel, still batches equal shapes only. Every score equals the image scored alone."""
     from curation.score import ScoreWorker, path_items
     from curation.scorers import Scorer, create_scorer
-    from curation.scorers.inputs import load_for_policy
 
     seen: list[tuple[str, tuple[int, ...]]] = []
     launch = Scorer.launch
 
-    def counted(self, batch):  # the real forward, with the batch's shape written down
+    def counted(self, batch, prepared=False):  # the real forward, its batch's shape written down
         seen.append((self.name, tuple(batch.shape)))
-        return launch(self, batch)
+        return launch(self, batch, prepared)
 
     monkeypatch.setattr(Scorer, "launch", counted)
     paths = []

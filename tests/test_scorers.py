@@ -252,3 +252,23 @@ def test_batch_sizes_are_declared_per_device():
         assert get_scorer_spec(name).batch_size("cpu") == 1
     for spec in list_scorers():
         assert spec.batch_size("cuda") == spec.default_batch_size
+
+
+def test_musiq_joins_token_batches_of_different_sizes_with_pyiqa_scores(weights):
+    """MUSIQ's forward, split into tokens (`prepare`) and model, gives pyiqa's own forward; the
+    tokens of images of different sizes, joined into one padded batch, give each image's score."""
+    from curation.scorers.pyiqa_models import join_tokens
+
+    scorer = tiny_scorer("musiq", weights, device="cpu")
+    pyiqa_musiq = scorer.built.module  # pyiqa's MUSIQ with the saved weights, eval mode
+    torch.manual_seed(2)
+    small, large = torch.rand(2, 3, 96, 128), torch.rand(1, 3, 160, 112)
+    with torch.inference_mode():
+        expected = [*pyiqa_musiq(small).reshape(-1).tolist(), pyiqa_musiq(large).item()]
+    assert scorer.score(small) == pytest.approx(expected[:2], rel=1e-5, abs=1e-6)
+    parts = [scorer.prepare(small), scorer.prepare(large)]
+    assert parts[0].shape[1] < parts[1].shape[1]  # 12 vs 20 full-resolution patches
+    joined = join_tokens(parts)
+    assert scorer.read(scorer.launch(joined, prepared=True)) == pytest.approx(
+        expected, rel=1e-4, abs=1e-5
+    )

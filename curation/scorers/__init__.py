@@ -64,17 +64,28 @@ class Scorer:
         """Scores for a batch of uint8 images (as decoded) or floats already in [0, 1]."""
         return self.read(self.launch(batch))
 
-    def launch(self, batch: torch.Tensor) -> torch.Tensor:
-        """Queues the forward pass and returns its output on the device without waiting for it.
-
-        The runner reads a batch's scores only after launching the next one, so the GPU is
-        never idle while the host receives decoded images and builds result rows.
-        """
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        """The model's inputs for uint8 images (as decoded) or floats in [0, 1], all of one size:
+        the images on the device in the compute dtype, or what `BuiltModel.prepare` makes of
+        them (a new tensor either way, for uint8 input)."""
         x = batch.to(self.device, non_blocking=True)
         if x.dtype == torch.uint8:
             # float32 first, like ToTensor: the same [0, 1] values whatever the compute dtype.
             x = x.to(torch.float32).div_(255.0)
         x = x.to(self.dtype)
+        if self.built.prepare is None:
+            return x
+        with torch.inference_mode():
+            return self.built.prepare(x)
+
+    def launch(self, batch: torch.Tensor, prepared: bool = False) -> torch.Tensor:
+        """Queues the forward pass and returns its output on the device without waiting for it.
+        `prepared`: the batch is `prepare`'s (or `BuiltModel.join`'s) output, not images.
+
+        The runner reads a batch's scores only after launching the next one, so the GPU is
+        never idle while the host receives decoded images and builds result rows.
+        """
+        x = batch if prepared else self.prepare(batch)
         with torch.inference_mode():
             return self.built.forward(x).reshape(-1)
 
@@ -140,6 +151,8 @@ def create_scorer(
     torch_dtype = compute_dtype(spec, dev, dtype)
     folder, _ = weight_paths(spec, weights_dir)
     built = spec.build(BuildContext(device=dev, dtype=torch_dtype, weights=folder, options=options))
+    if spec.batches_mixed_sizes and (built.prepare is None or built.join is None):
+        raise TypeError(f"{name} batches mixed sizes but its builder gives no prepare/join")
     if built.module is not None:
         built.module.eval()
         if torch_dtype in (torch.float16, torch.bfloat16):

@@ -52,10 +52,17 @@ class BuildContext:
 
 @dataclass
 class BuiltModel:
-    """A ready model: forward maps a batch (N,3,H,W float in [0,1]) to N scores."""
+    """A ready model: forward maps a batch (N,3,H,W float in [0,1]) to N scores.
+
+    A model that batches images of any size (`ScorerSpec.batches_mixed_sizes`) also has
+    `prepare`, which turns images of one size into per-image inputs (MUSIQ: its tokens, with a
+    mask), and `join`, which pads such inputs of several sizes into one batch; its forward
+    then takes what `join` (or `prepare`) returns."""
 
     forward: Callable[[torch.Tensor], torch.Tensor]
     module: torch.nn.Module | None = None
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
+    join: Callable[[list[torch.Tensor]], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class ScorerSpec:
     # 96-px blocks), so images whose sides round down to the same multiples batch together,
     # cropped, with the per-image results. 1 = only equal shapes batch.
     batch_cell: int = 1
+    # Its model pads per-image inputs itself and masks the padding (MUSIQ's tokens), so images
+    # of any size share a batch; its builder gives `BuiltModel.prepare` and `join`.
+    batches_mixed_sizes: bool = False
     devices: tuple[str, ...] = ("cpu", "cuda")
     compute_dtype: str = "float32"  # "float64" for classical metrics (MATLAB parity)
     half_ok: bool = False  # fp16/bf16 on GPU changes calibration scores negligibly

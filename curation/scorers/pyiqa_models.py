@@ -93,7 +93,53 @@ def build_musiq(ctx: BuildContext) -> BuiltModel:
 
     net = MUSIQ(pretrained=False, num_class=1, **ctx.options.get("arch", {}))
     load_checkpoint(net, ctx.weights / MUSIQ_FILE)
-    return _finish(net, ctx)
+    module = net.to(ctx.device, ctx.dtype).eval()
+    # pyiqa's forward makes the tokens and runs the model in one call; split, the runner can
+    # join the tokens of images of several sizes into one batch (`join_tokens`).
+    return BuiltModel(
+        forward=lambda tokens: musiq_on_tokens(module, tokens).reshape(-1),
+        module=module,
+        prepare=partial(musiq_tokens, module),
+        join=join_tokens,
+    )
+
+
+def musiq_tokens(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """pyiqa 0.1.16 MUSIQ.forward's input step: multi-scale patches of [0, 1] images with their
+    spatial and scale positions and a mask, (N, tokens, 3 * patch**2 + 3)."""
+    from pyiqa.data.multiscale_trans_util import get_multiscale_patches
+
+    return get_multiscale_patches((x - 0.5) * 2, **net.data_preprocess_opts)
+
+
+def join_tokens(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Token batches of images of several sizes as one batch. The shorter sequences get zeros
+    at the end: mask 0 (the last column), which attention masks out, the way pyiqa pads each
+    scale's tokens, so every image keeps its own score."""
+    longest = max(part.shape[1] for part in parts)
+    padded = [torch.nn.functional.pad(p, (0, 0, 0, longest - p.shape[1])) for p in parts]
+    return padded[0] if len(padded) == 1 else torch.cat(padded)
+
+
+def musiq_on_tokens(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """pyiqa 0.1.16 MUSIQ.forward after its input step, line for line (one crop per image)."""
+    from pyiqa.archs.musiq_arch import dist_to_mos
+
+    b, seq_len, _ = x.shape
+    inputs_spatial_positions = x[:, :, -3]
+    inputs_scale_positions = x[:, :, -2]
+    inputs_masks = x[:, :, -1].bool()
+    x = x[:, :, :-3]
+    x = x.reshape(-1, 3, net.patch_size, net.patch_size)
+    x = net.conv_root(x)
+    x = net.gn_root(x)
+    x = net.root_pool(x)
+    x = net.block1(x)
+    x = x.permute(0, 2, 3, 1)  # pyiqa: to match tensorflow's channel order
+    x = x.reshape(b, seq_len, -1)
+    x = net.embedding(x)
+    x = net.transformer_encoder(x, inputs_spatial_positions, inputs_scale_positions, inputs_masks)
+    return dist_to_mos(net.head(x[:, 0]))
 
 
 def same_arguments_same_result(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -202,6 +248,7 @@ MUSIQ = ScorerSpec(
     input_policy=InputPolicy(mode="full", min_side=32),
     build=build_musiq,
     weights="musiq",
+    batches_mixed_sizes=True,  # its tokens carry a mask (join_tokens)
     half_ok=False,
     float32_modules=("head",),  # for an explicit --dtype bfloat16
     default_batch_size=8,
