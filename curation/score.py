@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from curation.errors import HfaidError
 from curation.runner import JobStats, ShardJob, run_job
-from curation.score_settings import on_gpu
+from curation.score_settings import decode_workers_for, on_gpu
 from curation.scorers import (
     Scorer,
     create_scorer,
@@ -55,7 +55,9 @@ class ScoreSettings:
     dtype: str | None = None  # None/"auto": float32 on CPU, half where declared safe on GPU
     weights_dir: str | None = None
     batch_size: int = 0  # 0 = each metric's declared default for the device (ScorerSpec)
-    decode_workers: int = 2  # DataLoader processes decoding images next to the model
+    # DataLoader processes decoding images next to the model; -1 = auto, resolved by the worker
+    # on its own machine (decode_workers_for: a Ray head node has other cores than GPU nodes)
+    decode_workers: int = 2
     threads: int = 0  # torch intra-op threads per worker process (0 = torch's default)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides
     # metric -> the version the job's pending list was computed for ({} = not checked)
@@ -306,6 +308,8 @@ class ScoreWorker:
     """Built once per worker process: the scorers, grouped by the input tensor they share."""
 
     def __init__(self, settings: ScoreSettings) -> None:
+        workers = decode_workers_for(settings.device, settings.decode_workers)
+        settings = dataclasses.replace(settings, decode_workers=workers)
         self.settings = settings
         if settings.threads:
             torch.set_num_threads(settings.threads)

@@ -613,3 +613,15 @@ def test_decode_workers_auto_gives_a_gpu_the_host_cores():
     assert decode_workers_for("cpu", auto) == 2
     assert decode_workers_for("cuda", auto) == min(8, max(1, (os.cpu_count() or 2) - 1))
     assert decode_workers_for("cuda:0", 3) == 3 and decode_workers_for("cuda", 0) == 0
+
+
+def test_auto_decode_workers_are_resolved_by_the_worker_on_its_own_machine():
+    """`-1` travels in the settings (to a Ray node, whose cores the head does not know) and the
+    worker resolves it where it runs."""
+    from curation.score import ScoreWorker
+    from curation.score_settings import decode_workers_for
+
+    settings = ScoreSettings(metrics=("niqe",), decode_workers=-1)
+    assert ScoreWorker(settings).settings.decode_workers == decode_workers_for("cpu", -1) == 2
+    in_process = ScoreSettings(metrics=("niqe",), decode_workers=0)
+    assert ScoreWorker(in_process).settings.decode_workers == 0

@@ -79,7 +79,7 @@ def score(
         run_scoring,
         versions_from_the_cluster,
     )
-    from curation.score_settings import decode_workers_for, shard_size_for
+    from curation.score_settings import shard_size_for
     from curation.scorers import get_scorer_spec
     from db.scoring import count_stage_input, score_counts
 
@@ -103,9 +103,7 @@ def score(
         dtype=None if (dtype or sc.dtype) == "auto" else (dtype or sc.dtype),
         weights_dir=str(weights_dir or cfg.weights.dir or "") or None,
         batch_size=sc.batch_size if batch_size is None else batch_size,
-        decode_workers=decode_workers_for(
-            chosen_device, sc.decode_workers if decode_workers is None else decode_workers
-        ),
+        decode_workers=sc.decode_workers if decode_workers is None else decode_workers,
         options=options,
     )
     n_workers = sc.workers if workers is None else workers
