@@ -1,23 +1,23 @@
-"""A pool where nearly every image has its own size: NIQE's 96-px cells and MUSIQ's mixed-size
-batches vs batching equal shapes only.
+"""A pool where nearly every image has its own size: NIQE's 96-px cells and the mixed-size
+batches of MUSIQ and MANIQA vs batching equal shapes only.
 
-Usage: .venv/bin/python benchmarks/bench_long_tail.py [--metric niqe|musiq] [--images 256]
-       [--shard 256] [--batch 16] [--device cpu] [--tiny] [--rounds 2]
+Usage: .venv/bin/python benchmarks/bench_long_tail.py [--metric niqe|musiq|maniqa]
+       [--images 256] [--shard 256] [--batch 16] [--device cpu] [--tiny] [--rounds 2]
 
 Writes `--images` real-photo JPEGs of distinct sizes (sides 600-999 px, to the pixel),
 ingests them into a real catalog with `hfaid ingest`, and scores them with `ScoreWorker` in
 shards, two ways, alternating per round:
 - now: the metric as registered. NIQE batches images whose sides round down to the same
-  multiples of 96 (cropped, exact), over the pending list in 96-px cell order; MUSIQ batches
-  any sizes, its tokens padded and masked (at most 25% padding per batch);
+  multiples of 96 (cropped, exact), over the pending list in 96-px cell order; MUSIQ and
+  MANIQA batch any sizes (MUSIQ's tokens padded and masked, at most 25% padding per batch);
 - before: the same metric registered again with `batch_cell=1, batches_mixed_sizes=False`
   (equal shapes only), over the pending list in shape order.
 It prints images per forward, the share of MUSIQ's tokens that are padding (pyiqa's own
-padding of each scale included), and images/s. On CPU both
+padding of each scale included), and images/s. On CPU these
 metrics run at batch 1 by default (batching does not pay there), so `--batch` sets it and the
 images/s are for a GPU (`--device cuda`) to tell: on the H100, NIQE ran 3.9x and MUSIQ 3.6x
-faster at batch 16 than at batch 1. MUSIQ uses real-size random weights (`--tiny`: the test
-architecture, for a quick CPU run).
+faster at batch 16 than at batch 1, MANIQA 1.14x. MUSIQ and MANIQA use real-size random
+weights (`--tiny`: the tests' architecture, for a quick CPU run).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from db.catalog import Catalog  # noqa: E402
 from db.scoring import pending_scores  # noqa: E402
 
 HFAID = [sys.executable, "-m", "curation.cli"]
+LEARNED = {"musiq": rw.write_musiq, "maniqa": rw.write_maniqa}  # random weights, real size
 
 
 def write_pool(folder: Path, count: int) -> None:
@@ -74,7 +75,7 @@ def count_forwards() -> None:
     launch = Scorer.launch
 
     def counted(self: Scorer, batch, prepared: bool = False):
-        if prepared:
+        if prepared and batch.dim() == 3:  # MUSIQ's tokens (MANIQA's crops have 5 dims)
             tokens = (batch.shape[0] * batch.shape[1], batch[:, :, -1].sum())
         else:
             tokens = (0, 0)
@@ -86,12 +87,12 @@ def count_forwards() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metric", default="niqe", choices=["niqe", "musiq"])
+    parser.add_argument("--metric", default="niqe", choices=["niqe", *LEARNED])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--shard", type=int, default=256)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--tiny", action="store_true", help="MUSIQ: the tests' tiny model")
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny model")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     exact = f"{args.metric}_exact"
@@ -104,9 +105,9 @@ def main() -> None:
                        capture_output=True, cwd=REPO)
         weights = Path(tmp) / "weights"
         options = {}
-        if args.metric == "musiq":
-            arch = rw.TINY_ARCH["musiq"] if args.tiny else None
-            rw.write_musiq(weights, arch)
+        if args.metric in LEARNED:
+            arch = rw.TINY_ARCH[args.metric] if args.tiny else None
+            LEARNED[args.metric](weights, arch)
             options = {m: {"arch": arch} for m in (args.metric, exact) if arch}
         runs = {}
         for name, metric in (("now", args.metric), ("equal shapes only (before)", exact)):

@@ -2,7 +2,7 @@
 # The GPU measurements issue 4 still lacks, in one lent-GPU call of under 10 minutes.
 #
 # Run from the repository root on the GPU machine, with the wheels it lacks in .whl/ (or
-# WHEELS=dir): bash benchmarks/gpu_session.sh [2]. Results go to $OUT (or /tmp/gpu_session).
+# WHEELS=dir): bash benchmarks/gpu_session.sh [2|3]. Results go to $OUT (or /tmp/gpu_session).
 # Part 1 (no argument):
 #   decode.txt     bench_decode.py with 8 workers: the host's decode rate per 1080x800 JPEG;
 #   fast.txt       runner vs model-only at shards of 1024 for the fast metrics and MANIQA
@@ -11,9 +11,10 @@
 #   clip_prompts.txt  CLIP-IQA(+) with prompt features encoded once vs on every batch.
 # Part 2 (argument 2), a second call:
 #   batch_sizes.txt  the default funnel's metrics, each at its own batch vs all at MANIQA's 4;
-#   shape_order.txt  CLIP-IQA on a 16-size pool, pending list in shape vs image_id order;
-#   long_tail_*.txt  NIQE and MUSIQ on a pool of distinct sizes: 96-px cells / mixed sizes vs
-#                    equal shapes only.
+#   shape_order.txt  CLIP-IQA on a 16-size pool, pending list in shape vs image_id order.
+# Part 3 (argument 3), a third call:
+#   long_tail_*.txt  NIQE, MUSIQ and MANIQA on a pool of distinct sizes: 96-px cells / mixed
+#                    sizes vs equal shapes only.
 set -u
 out=${OUT:-/tmp/gpu_session}
 wheels=${WHEELS:-.whl}
@@ -25,14 +26,19 @@ fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/device.txt"
 if [ "${1:-1}" = 2 ]; then
-  timeout 150 python3 benchmarks/bench_batch_sizes.py --device cuda --metrics \
+  timeout 250 python3 benchmarks/bench_batch_sizes.py --device cuda --metrics \
     maniqa,clipiqa,niqe --batch-sizes 0,4 --images 256 --size 1080x800 --rounds 3 2>&1 \
     | tee "$out/batch_sizes.txt"
-  timeout 150 python3 benchmarks/bench_shape_order.py --device cuda --batch 16 --images 512 \
+  timeout 250 python3 benchmarks/bench_shape_order.py --device cuda --batch 16 --images 512 \
     --shard 256 --rounds 3 --synthetic 0 2>&1 | tee "$out/shape_order.txt"
-  for metric in niqe musiq; do
-    timeout 100 python3 benchmarks/bench_long_tail.py --metric $metric --device cuda \
-      --images 1024 --shard 1024 --batch 16 --rounds 2 2>&1 | tee "$out/long_tail_$metric.txt"
+  exit 0
+fi
+if [ "${1:-1}" = 3 ]; then
+  for run in niqe:1024 musiq:1024 maniqa:256; do
+    metric=${run%%:*}
+    timeout 170 python3 benchmarks/bench_long_tail.py --metric "$metric" --device cuda \
+      --images "${run##*:}" --shard 1024 --batch 16 --rounds 2 2>&1 \
+      | tee "$out/long_tail_$metric.txt"
   done
   exit 0
 fi

@@ -351,9 +351,19 @@ def test_metrics_sharing_a_decode_each_run_their_own_batch_size(tmp_path, monkey
         assert values["niqe_by_4"] == pytest.approx(values["niqe"], rel=1e-9)
 
 
-def test_musiq_batches_images_of_any_size_with_per_image_scores(tmp_path, monkeypatch):
-    """MUSIQ's tokens carry a mask, so images of different sizes share a batch (padded tokens),
-    across decoded batches, and each gets the score it gets alone."""
+@pytest.mark.parametrize(
+    ("metric", "sizes"),
+    [
+        ("musiq", [(96, 64), (128, 96), (100, 140)]),
+        ("maniqa", [(240, 224), (256, 240), (230, 300)]),
+    ],
+)
+def test_metrics_batch_images_of_any_size_with_per_image_scores(
+    metric, sizes, tmp_path, monkeypatch
+):
+    """MUSIQ's tokens carry a mask and MANIQA's crops are 224 px whatever the size, so images
+    of different sizes share a batch across decoded batches, each with the score it gets
+    alone."""
     from curation.score import ScoreWorker, path_items
     from curation.scorers import Scorer, create_scorer
 
@@ -366,16 +376,17 @@ def test_musiq_batches_images_of_any_size_with_per_image_scores(tmp_path, monkey
 
     monkeypatch.setattr(Scorer, "launch", counted)
     paths = []
-    for size in [(96, 64), (128, 96), (100, 140)]:
+    for size in sizes:
         paths += write_photo_pool(tmp_path / f"{size[0]}x{size[1]}", 2, size=size)
     weights = tmp_path / "w"
-    rw.write_musiq(weights, rw.TINY_ARCH["musiq"])
-    arch = {"musiq": {"arch": rw.TINY_ARCH["musiq"]}}
-    settings = ScoreSettings(metrics=("musiq",), weights_dir=str(weights), batch_size=4,
+    writer = rw.write_musiq if metric == "musiq" else rw.write_maniqa
+    writer(weights, rw.TINY_ARCH[metric])
+    arch = {metric: {"arch": rw.TINY_ARCH[metric]}}
+    settings = ScoreSettings(metrics=(metric,), weights_dir=str(weights), batch_size=4,
                              decode_workers=2, options=arch)  # fmt: skip
     rows = ScoreWorker(settings).process(path_items(paths, settings.metrics)).to_pylist()
-    assert sorted(seen) == [("musiq", 2, True), ("musiq", 4, True)]  # sizes mixed, 6 images
-    alone = create_scorer("musiq", weights_dir=weights, arch=rw.TINY_ARCH["musiq"])
+    assert sorted(seen) == [(metric, 2, True), (metric, 4, True)]  # sizes mixed, 6 images
+    alone = create_scorer(metric, weights_dir=weights, arch=rw.TINY_ARCH[metric])
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
     for row in rows:
         image = load_for_policy(row["image_id"], alone.input_policy)[None]

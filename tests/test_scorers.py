@@ -254,21 +254,25 @@ def test_batch_sizes_are_declared_per_device():
         assert spec.batch_size("cuda") == spec.default_batch_size
 
 
-def test_musiq_joins_token_batches_of_different_sizes_with_pyiqa_scores(weights):
-    """MUSIQ's forward, split into tokens (`prepare`) and model, gives pyiqa's own forward; the
-    tokens of images of different sizes, joined into one padded batch, give each image's score."""
-    from curation.scorers.pyiqa_models import join_tokens
-
-    scorer = tiny_scorer("musiq", weights, device="cpu")
-    pyiqa_musiq = scorer.built.module  # pyiqa's MUSIQ with the saved weights, eval mode
+@pytest.mark.parametrize(
+    ("metric", "small_hw", "large_hw"),
+    [("musiq", (96, 128), (160, 112)), ("maniqa", (224, 256), (300, 240))],
+)
+def test_mixed_size_metrics_split_like_pyiqa_and_join_sizes(metric, small_hw, large_hw, weights):
+    """MUSIQ's and MANIQA's forwards, split into pyiqa's input step (`prepare`: tokens, crops)
+    and the model, give pyiqa's own forward; the inputs of images of two sizes, joined into one
+    batch (MUSIQ's padded), give each image's score."""
+    scorer = tiny_scorer(metric, weights, device="cpu")
+    pyiqa_model = scorer.built.module  # pyiqa's class with the saved weights, eval mode
     torch.manual_seed(2)
-    small, large = torch.rand(2, 3, 96, 128), torch.rand(1, 3, 160, 112)
+    small, large = torch.rand(2, 3, *small_hw), torch.rand(1, 3, *large_hw)
     with torch.inference_mode():
-        expected = [*pyiqa_musiq(small).reshape(-1).tolist(), pyiqa_musiq(large).item()]
+        expected = [*pyiqa_model(small).reshape(-1).tolist(), pyiqa_model(large).item()]
     assert scorer.score(small) == pytest.approx(expected[:2], rel=1e-5, abs=1e-6)
     parts = [scorer.prepare(small), scorer.prepare(large)]
-    assert parts[0].shape[1] < parts[1].shape[1]  # 12 vs 20 full-resolution patches
-    joined = join_tokens(parts)
+    if metric == "musiq":
+        assert parts[0].shape[1] < parts[1].shape[1]  # 12 vs 20 full-resolution patches
+    joined = scorer.built.join(parts)
     assert scorer.read(scorer.launch(joined, prepared=True)) == pytest.approx(
         expected, rel=1e-4, abs=1e-5
     )

@@ -56,8 +56,9 @@ class BuiltModel:
 
     A model that batches images of any size (`ScorerSpec.batches_mixed_sizes`) also has
     `prepare`, which turns images of one size into per-image inputs (MUSIQ: its tokens, with a
-    mask), and `join`, which pads such inputs of several sizes into one batch; its forward
-    then takes what `join` (or `prepare`) returns."""
+    mask; MANIQA: its crops), and `join`, which makes one batch of such inputs from images of
+    several sizes (padding them if need be); its forward then takes what `join` (or
+    `prepare`) returns."""
 
     forward: Callable[[torch.Tensor], torch.Tensor]
     module: torch.nn.Module | None = None
@@ -83,8 +84,8 @@ class ScorerSpec:
     # 96-px blocks), so images whose sides round down to the same multiples batch together,
     # cropped, with the per-image results. 1 = only equal shapes batch.
     batch_cell: int = 1
-    # Its model pads per-image inputs itself and masks the padding (MUSIQ's tokens), so images
-    # of any size share a batch; its builder gives `BuiltModel.prepare` and `join`.
+    # Its prepared per-image inputs batch whatever the image size (MUSIQ's tokens, padded and
+    # masked; MANIQA's 224 px crops): its builder gives `BuiltModel.prepare` and `join`.
     batches_mixed_sizes: bool = False
     devices: tuple[str, ...] = ("cpu", "cuda")
     compute_dtype: str = "float32"  # "float64" for classical metrics (MATLAB parity)

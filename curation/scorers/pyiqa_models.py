@@ -68,11 +68,6 @@ def load_checkpoint(module: torch.nn.Module, path: Path) -> None:
     module.load_state_dict(clean_state_dict(state), strict=True)
 
 
-def _finish(module: torch.nn.Module, ctx: BuildContext) -> BuiltModel:
-    module = module.to(ctx.device, ctx.dtype).eval()
-    return BuiltModel(forward=lambda x: module(x).reshape(-1), module=module)
-
-
 def build_maniqa(ctx: BuildContext) -> BuiltModel:
     from pyiqa.archs.maniqa_arch import MANIQA
 
@@ -85,7 +80,58 @@ def build_maniqa(ctx: BuildContext) -> BuiltModel:
     # MANIQA reads only ViT blocks 6-9 (forward hooks; `extract_feature`), yet runs all 12 and
     # the head. Dropping the unused tail after loading skips 1/6 of the ViT, results unchanged.
     net.vit.blocks = net.vit.blocks[: MANIQA_LAST_BLOCK + 1]
-    return _finish(net, ctx)
+    module = net.to(ctx.device, ctx.dtype).eval()
+    # pyiqa's forward crops and scores in one call; split, the crops of images of any size
+    # (20 x 224 px each) join into one batch.
+    return BuiltModel(
+        forward=lambda crops: maniqa_on_crops(module, crops).reshape(-1),
+        module=module,
+        prepare=partial(maniqa_crops, module),
+        join=torch.cat,
+    )
+
+
+def maniqa_crops(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """pyiqa 0.1.16 MANIQA.forward's input step (eval): normalised, then `test_sample` uniform
+    224 px crops per image, as (N, crops, 3, 224, 224)."""
+    from pyiqa.archs.arch_util import uniform_crop
+
+    x = (x - net.default_mean.to(x)) / net.default_std.to(x)
+    crops = uniform_crop(x, crop_size=224, crop_num=net.test_sample)
+    return crops.reshape(x.shape[0], net.test_sample, *crops.shape[1:])
+
+
+def _maniqa_stage(x: torch.Tensor, tablocks, conv, swin, side: int) -> torch.Tensor:
+    """One of MANIQA's two stages: TABlocks over (b, c, h*w), then conv and Swin over h x w."""
+    from einops import rearrange
+
+    for tab in tablocks:
+        x = tab(x)
+    return swin(conv(rearrange(x, "b c (h w) -> b c h w", h=side, w=side)))
+
+
+def maniqa_on_crops(net: torch.nn.Module, crops: torch.Tensor) -> torch.Tensor:
+    """pyiqa 0.1.16 MANIQA.forward after its input step: the same operations in order (its two
+    identical stages through one helper)."""
+    from einops import rearrange
+
+    bsz = crops.shape[0]
+    x = crops.reshape(-1, *crops.shape[2:])
+    net.vit(x)
+    x = net.extract_feature(net.save_output)
+    net.save_output.outputs.clear()
+    side = net.input_size
+    x = rearrange(x, "b (h w) c -> b c (h w)", h=side, w=side)
+    x = _maniqa_stage(x, net.tablock1, net.conv1, net.swintransformer1, side)
+    x = rearrange(x, "b c h w -> b c (h w)", h=side, w=side)
+    x = _maniqa_stage(x, net.tablock2, net.conv2, net.swintransformer2, side)
+    x = rearrange(x, "b c h w -> b (h w) c", h=side, w=side)
+    per_patch_score = net.fc_score(x).reshape(bsz, -1)
+    per_patch_weight = net.fc_weight(x).reshape(bsz, -1)
+    score = (per_patch_weight * per_patch_score).sum(dim=-1) / (
+        per_patch_weight.sum(dim=-1) + 1e-8
+    )
+    return score.unsqueeze(1)
 
 
 def build_musiq(ctx: BuildContext) -> BuiltModel:
@@ -207,6 +253,7 @@ MANIQA = ScorerSpec(
     input_policy=InputPolicy(mode="full", min_side=224),
     build=build_maniqa,
     weights="maniqa",
+    batches_mixed_sizes=True,  # its 20 crops per image are 224 px whatever the image's size
     half_ok=True,
     float32_modules=("fc_score", "fc_weight"),  # per-patch score and weight heads
     default_batch_size=4,
