@@ -262,7 +262,10 @@ class _BatchQueue:
                 self.flush(launch)
         if self.waiting is not None:
             parts = [self.waiting, images]
-            images = self.scorer.built.join(parts) if self.mixed else torch.cat(parts)
+            try:
+                images = self.scorer.built.join(parts) if self.mixed else torch.cat(parts)
+            except Exception:  # out of device memory, say: what waits goes on its own
+                self.flush(launch)
         indices = self.indices + indices
         start = 0
         while len(indices) - start >= self.size:
