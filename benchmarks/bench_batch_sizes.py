@@ -20,12 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.sample_photos import colour_photos  # noqa: E402
+from benchmarks.bench_scorers import make_pool  # noqa: E402
 from curation.score import ScoreSettings, ScoreWorker, path_items  # noqa: E402
 from curation.scorers import random_weights as rw  # noqa: E402
 
@@ -35,20 +33,6 @@ WEIGHT_WRITERS = {
     "clipiqa+": lambda folder: rw.write_clipiqa(folder, plus=True, real_size=True),
     "musiq": lambda folder: rw.write_musiq(folder),
 }
-
-
-def write_pool(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
-    """`count` distinct real-photo JPEGs of one size (crops of the bundled photographs)."""
-    folder.mkdir(parents=True)
-    photos = [Image.open(p).convert("RGB") for p in colour_photos()]
-    paths = []
-    for i in range(count):
-        base = photos[i % len(photos)]
-        w, h = base.size
-        crop = base.crop((i % 5 * 4, i % 3 * 4, w - i % 7 * 3, h - i % 4 * 3))
-        paths.append(folder / f"{i:05d}.jpg")
-        crop.resize(size, Image.Resampling.BICUBIC).save(paths[-1], quality=92)
-    return paths
 
 
 def main() -> None:
@@ -63,7 +47,7 @@ def main() -> None:
     metrics = tuple(args.metrics.split(","))
     size = tuple(int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_pool(Path(tmp) / "pool", args.images, size)
+        paths = make_pool(Path(tmp) / "pool", args.images, [size])
         weights = Path(tmp) / "weights"
         for metric in metrics:
             if metric in WEIGHT_WRITERS:

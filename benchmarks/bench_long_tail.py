@@ -31,12 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.sample_photos import colour_photos  # noqa: E402
+from benchmarks.bench_scorers import make_pool  # noqa: E402
 from curation.score import (  # noqa: E402
     ScoreSettings,
     ScoreWorker,
@@ -52,17 +50,10 @@ HFAID = [sys.executable, "-m", "curation.cli"]
 LEARNED = {"musiq": rw.write_musiq, "maniqa": rw.write_maniqa}  # random weights, real size
 
 
-def write_pool(folder: Path, count: int) -> None:
-    """`count` JPEGs, each a crop of a bundled photograph resized to its own size."""
-    folder.mkdir(parents=True)
-    photos = [Image.open(p).convert("RGB") for p in colour_photos()]
+def distinct_sizes(count: int) -> list[tuple[int, int]]:
+    """`count` sizes with both sides drawn to the pixel in 600-999, nearly all distinct."""
     rng = random.Random(0)
-    for i in range(count):
-        size = (rng.randrange(600, 1000), rng.randrange(600, 1000))
-        base = photos[i % len(photos)]
-        w, h = base.size
-        crop = base.crop((i % 5 * 4, i % 3 * 4, w - i % 7 * 3, h - i % 4 * 3))
-        crop.resize(size, Image.Resampling.BICUBIC).save(folder / f"{i:05d}.jpg", quality=90)
+    return [(rng.randrange(600, 1000), rng.randrange(600, 1000)) for _ in range(count)]
 
 
 FORWARDS: list[tuple] = []  # per forward: images, padded tokens, real tokens (a tensor)
@@ -100,7 +91,7 @@ def main() -> None:
                                         batches_mixed_sizes=False))
     with tempfile.TemporaryDirectory() as tmp:
         pool, catalog = Path(tmp) / "pool", Path(tmp) / "pool.duckdb"
-        write_pool(pool, args.images)
+        make_pool(pool, args.images, distinct_sizes(args.images))
         subprocess.run([*HFAID, "ingest", str(pool), "--catalog", str(catalog)], check=True,
                        capture_output=True, cwd=REPO)
         weights = Path(tmp) / "weights"

@@ -30,12 +30,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.sample_photos import colour_photos  # noqa: E402
+from benchmarks.bench_scorers import make_pool  # noqa: E402
 from curation.score import ScoreSettings, ScoreWorker, metric_versions  # noqa: E402
 from curation.scorers import random_weights as rw  # noqa: E402
 from db.catalog import Catalog  # noqa: E402
@@ -57,17 +56,6 @@ def mixed_sizes(count: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def write_pool(folder: Path, count: int, shapes: int) -> None:
-    folder.mkdir(parents=True)
-    photos = [Image.open(p).convert("RGB") for p in colour_photos()]
-    sizes = mixed_sizes(shapes)
-    for i in range(count):
-        base = photos[i % len(photos)]
-        w, h = base.size
-        crop = base.crop((i % 5 * 4, i % 3 * 4, w - i % 7 * 3, h - i % 4 * 3))
-        crop.resize(sizes[i % shapes], Image.Resampling.BICUBIC).save(folder / f"{i:05d}.jpg")
-
-
 def mean_batch(table: pa.Table, shard: int, batch: int, cell: int = 1) -> float:
     """Images per batch when `table` is cut into shards and each shard into batches of images
     whose sides agree after rounding down to multiples of `cell` (1: equal shapes)."""
@@ -82,7 +70,7 @@ def mean_batch(table: pa.Table, shard: int, batch: int, cell: int = 1) -> float:
 
 def real_pool(args: argparse.Namespace, tmp: Path) -> None:
     catalog = tmp / "pool.duckdb"
-    write_pool(tmp / "pool", args.images, args.shapes)
+    make_pool(tmp / "pool", args.images, mixed_sizes(args.shapes))
     subprocess.run([*HFAID, "ingest", str(tmp / "pool"), "--catalog", str(catalog)],
                    check=True, capture_output=True, cwd=REPO)
     weights = tmp / "weights"

@@ -30,11 +30,11 @@ def pending_scores(
     with images of one shape next to each other, and shapes of one `cell` (sides rounded down
     to its multiples: NIQE batches a 96-px cell, `ScorerSpec.batch_cell`) next to each other.
 
-    Only equal shapes batch at full resolution, and a shard batches only within itself: in
-    content-hash order a shard of a pool with many sizes holds a few images of each and its
-    batches stay near 1 (a GPU scores 4-8x fewer images/s at batch 1 than at 16). Shapes come
-    in hashed order, not by size, so that progress and its ETA do not drift from small to large
-    images. Orientations 5-8 swap width and height, as decoding does."""
+    Most full-resolution metrics batch only equal shapes, and a shard batches only within
+    itself: in content-hash order a shard of a pool with many sizes holds a few images of each
+    and its batches stay near 1 (a GPU scores 4-8x fewer images/s at batch 1 than at 16).
+    Shapes come in hashed order, not by size, so that progress and its ETA do not drift from
+    small to large images. Orientations 5-8 swap width and height, as decoding does."""
     cell = max(1, int(cell))
     wanted = pa.table({"metric": list(metric_versions), "version": list(metric_versions.values())})
     shape_w = "CASE WHEN i.exif_orientation IN (5, 6, 7, 8) THEN i.height ELSE i.width END"
