@@ -1,6 +1,7 @@
 """The scoring runner's decode pipeline without a model: what caps fast metrics on a GPU.
 
 Usage: .venv/bin/python benchmarks/bench_decode.py [--images 256] [--workers 1,2] [--rounds 3]
+       python benchmarks/bench_decode.py --device cuda --workers 8,15   (on a GPU host)
 
 1080x800 real-photo JPEGs go through `ScoreWorker`'s own DataLoader (decode workers, the batch
 collate, shared memory to this process, the join; with no model nothing copies the images out
@@ -13,6 +14,12 @@ each one change on the row before:
 Reported: images/s, and CPU ms per image in the decode workers (read from /proc) and in this
 process. "decode alone" is the single-thread cost of `load_hwc` (decode + EXIF + RGB array),
 the floor a worker's cost can approach.
+
+With --device cuda the code as it is runs as a GPU scoring job feeds its model: pieces are
+page-locked by the DataLoader's pin thread and each batch's 4 pieces joined on the GPU; the
+second row leaves pinning out (the model's thread copies from shared memory to the GPU). This
+is the rate a GPU job's decoding can feed a model at: if it is near a fast metric's runner
+rate, decoding is what holds that metric below its model-only rate.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import curation.scorers.inputs as inputs  # noqa: E402
 import curation.shm_buffers as shm_buffers  # noqa: E402
 from benchmarks.bench_scorers import make_pool  # noqa: E402
-from curation.score import ScoreSettings, ScoreWorker, _Decoded  # noqa: E402
+from curation.score import DECODE_PIECES, ScoreSettings, ScoreWorker, _Decoded  # noqa: E402
 from curation.scorers.base import InputPolicy  # noqa: E402
 from curation.scorers.inputs import load_hwc  # noqa: E402
 
@@ -76,12 +83,21 @@ def decode_alone_ms(paths: list[Path]) -> float:
     return 1000 * (time.perf_counter() - started) / len(paths)
 
 
-def pipeline(paths: list[Path], workers: int, rounds: int) -> dict[str, float]:
-    """Best round: images/s, worker CPU ms/image, this process's CPU ms/image."""
-    worker = ScoreWorker(ScoreSettings(metrics=("niqe",), decode_workers=workers))
+# On a GPU: (name, pinned by the DataLoader's pin thread), the code as it is first.
+CUDA_ROWS = [("pooled, libjpeg-turbo, pinned", True), ("pooled, libjpeg-turbo, not pinned", False)]
+
+
+def pipeline(
+    paths: list[Path], workers: int, rounds: int, device: str = "cpu", pinned: bool = True
+) -> dict[str, float]:
+    """Best round: images/s, worker CPU ms/image, this process's CPU ms/image (on a GPU with
+    the pin thread's, and each batch of DECODE_PIECES pieces joined on the device)."""
+    worker = ScoreWorker(ScoreSettings(metrics=("niqe",), device=device, decode_workers=workers))
     loader, sampler = worker._loader(POLICY, workers)
+    loader.pin_memory = loader.pin_memory and pinned  # read when an epoch's iterator starts
     batches = [[(i, str(paths[i])) for i in range(k, min(k + PIECE, len(paths)))]
                for k in range(0, len(paths), PIECE)]
+    per_batch = DECODE_PIECES if device == "cuda" else 1
     best: dict[str, float] = {}
     iterator = None
     for _ in range(rounds + 1):  # the first round starts the workers
@@ -89,9 +105,18 @@ def pipeline(paths: list[Path], workers: int, rounds: int) -> dict[str, float]:
         iterator = iter(loader)
         pids = [p.pid for p in iterator._workers]
         wall, work, own = time.perf_counter(), cpu_seconds(pids), own_cpu_seconds()
+        pieces = []
         for piece in iterator:
-            _Decoded.join([piece], torch.device("cpu"))
-            worker.returned.hand_back(piece.flag)
+            pieces.append(piece)
+            if len(pieces) == per_batch:
+                _Decoded.join(pieces, torch.device(device))
+                for done in pieces:
+                    worker.returned.hand_back(done.flag)
+                pieces = []
+        if pieces:
+            _Decoded.join(pieces, torch.device(device))
+        if device == "cuda":
+            torch.cuda.synchronize()
         wall = time.perf_counter() - wall
         row = {
             "img_s": len(paths) / wall,
@@ -109,6 +134,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
     torch.set_num_threads(1)  # this process only copies; the cores are the workers'
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +149,9 @@ def main() -> None:
         print("workers | decode + buffers | images/s | worker CPU ms/img | this process ms/img "
               "| decode alone / worker CPU")
         for workers in (int(w) for w in args.workers.split(",")):
+            if args.device == "cuda":
+                gpu_rows(paths, workers, args.rounds, alone[True])
+                continue
             rows = []
             for name, pooled, turbo in ROWS:
                 use(pooled, turbo)
@@ -135,6 +164,16 @@ def main() -> None:
                 print(f"{workers} | {name} / previous row | "
                       f"{after['img_s'] / before['img_s']:.2f}x images/s | "
                       f"{before['worker_ms'] / after['worker_ms']:.2f}x less worker CPU |")
+
+
+def gpu_rows(paths: list[Path], workers: int, rounds: int, alone_ms: float) -> None:
+    use(True, True)
+    rows = [pipeline(paths, workers, rounds, "cuda", pinned) for _, pinned in CUDA_ROWS]
+    for (name, _), r in zip(CUDA_ROWS, rows, strict=True):
+        print(f"{workers} | {name} | {r['img_s']:.0f} | {r['worker_ms']:.2f} | "
+              f"{r['main_ms']:.2f} | {alone_ms / r['worker_ms']:.2f}")
+    print(f"{workers} | pinned / not pinned | {rows[0]['img_s'] / rows[1]['img_s']:.2f}x "
+          "images/s |", flush=True)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from benchmarks.bench_scorers import (  # noqa: E402
 )
 from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
 from curation.score_settings import ScoreConfig  # noqa: E402
+from curation.score_timing import shares  # noqa: E402
 from curation.scorers import create_scorer  # noqa: E402
 from curation.scorers import random_weights as rw  # noqa: E402
 from curation.scorers.inputs import load_for_policy  # noqa: E402
@@ -97,10 +98,15 @@ def throughput(
     worker = worker_for(metric, weights, batch, dtype)
     table = items_table(paths, metric)
     worker.process(table.slice(0, batch))  # warm-up: kernels, allocator, decode workers
+    worker.take_timings()
     seconds, rows = synced(lambda: by_shards(worker, table, shard or SHARD))
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:  # the runner records per-image errors; a timing of failures means nothing
         raise RuntimeError(f"{metric}: {len(failed)} images failed, e.g. {failed[0]['detail']}")
+    # Where the model's process spent the run: waiting for decoded images means the decode
+    # workers, not the model, set the speed (the fast metrics' e2e / model-only gap).
+    parts = ", ".join(f"{k} {v:.0%}" for k, v in shares(worker.take_timings()).items())
+    print(f"  {metric} batch {batch}, shards of {shard or SHARD}: {parts}", flush=True)
     return len(paths) / seconds
 
 

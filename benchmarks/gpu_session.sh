@@ -4,9 +4,13 @@
 # Run from the repository root on the GPU machine, with the wheels it lacks in .whl/ (or
 # WHEELS=dir): bash benchmarks/gpu_session.sh [2|3]. Results go to $OUT (or /tmp/gpu_session).
 # Part 1 (no argument):
-#   decode.txt     bench_decode.py with 8 workers: the host's decode rate per 1080x800 JPEG;
+#   decode.txt     bench_decode.py --device cuda with 8 and 15 workers: the rate at which the
+#                  host decodes, pins and joins 1080x800 JPEGs on the GPU with no model (the
+#                  ceiling of a fast metric's runner), pinned vs not, and worker CPU per image;
 #   fast.txt       runner vs model-only at shards of 1024 for the fast metrics and MANIQA
-#                  (e2e / model-only, goal >= 0.9), with the float32 score heads;
+#                  (e2e / model-only, goal >= 0.9), with the float32 score heads, and where the
+#                  model's process spent each run (waiting for decoded images, launching,
+#                  waiting for the device);
 #   gpu_tests.txt  the `gpu` tests of the scorers and the score job;
 #   clip_prompts.txt  CLIP-IQA(+) with prompt features encoded once vs on every batch.
 # Part 2 (argument 2), a second call:
@@ -42,7 +46,8 @@ if [ "${1:-1}" = 3 ]; then
   done
   exit 0
 fi
-timeout 100 python3 benchmarks/bench_decode.py --workers 8 --rounds 2 2>&1 | tee "$out/decode.txt"
+timeout 100 python3 benchmarks/bench_decode.py --device cuda --workers 8,15 --rounds 2 2>&1 \
+  | tee "$out/decode.txt"
 timeout 300 python3 benchmarks/bench_scorers_gpu.py --random --images 1024 --shard 1024 \
   --no-batch1 --pyiqa-images 0 --metrics clipiqa,clipiqa+,brisque,maniqa \
   --json "$out/fast.json" 2>&1 | tee "$out/fast.txt"

@@ -16,9 +16,9 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +30,18 @@ class ShardWorker(Protocol):
     """Built once per worker process; turns a table of pending items into a result table."""
 
     def process(self, items: pa.Table) -> pa.Table: ...
+
+
+@runtime_checkable
+class TimedWorker(Protocol):
+    """A worker that also tells where its time went (seconds per part, since it was last asked):
+    the runner sums these over shards and workers into `JobStats.timings`."""
+
+    def take_timings(self) -> dict[str, float]: ...
+
+
+def worker_timings(worker: object) -> dict[str, float]:
+    return worker.take_timings() if isinstance(worker, TimedWorker) else {}
 
 
 WorkerFactory = Callable[[], ShardWorker]
@@ -62,6 +74,11 @@ class JobStats:
     recovered_files: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # summed `TimedWorker` timings
+
+    def add_timings(self, timings: dict[str, float]) -> None:
+        for part, seconds in timings.items():
+            self.timings[part] = self.timings.get(part, 0.0) + seconds
 
 
 def run_job(job: ShardJob) -> JobStats:
@@ -151,10 +168,11 @@ def _init_worker(factory: WorkerFactory) -> None:
     _WORKER = factory()
 
 
-def _process_shard(items: pa.Table, out_path: str) -> tuple[str, int]:
+def _process_shard(items: pa.Table, out_path: str) -> tuple[str, int, dict[str, float]]:
     if _WORKER is None:
         raise RuntimeError("shard worker was not initialised")
-    return write_result(_WORKER.process(items), Path(out_path)), items.num_rows
+    path = write_result(_WORKER.process(items), Path(out_path))
+    return path, items.num_rows, worker_timings(_WORKER)
 
 
 def write_result(table: pa.Table, out_path: Path) -> str:
@@ -229,6 +247,7 @@ def _run_inline(job, shards, results_dir, workers, stats) -> None:
             for index, shard in enumerate(shards):
                 result = worker.process(shard)
                 merger.add(Path(write_result(result, _result_path(results_dir, index))))
+                stats.add_timings(worker_timings(worker))
                 advance(shard.num_rows)
     finally:
         stats.rows_merged += merger.close()
@@ -263,8 +282,9 @@ def _run_pool(job, shards, results_dir, workers, stats) -> None:
                     in_flight.add(pool.submit(_process_shard, shard, out))
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    path, count = future.result()
+                    path, count, timings = future.result()
                     merger.add(Path(path))
+                    stats.add_timings(timings)
                     advance(count)
         completed = True
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -19,6 +20,7 @@ from curation.runner import (
     ShardJob,
     _merge_and_remove,
     recover_leftovers,
+    worker_timings,
     write_result,
 )
 from curation.shm_buffers import PROCESSES_ENV
@@ -63,12 +65,17 @@ class ShardActor:
         # Same naming and temp-then-rename as the local runner, so leftovers resume the same way.
         path = self.results_dir / f"{int(time.time())}-ray{self.token}-{self.count:06d}.parquet"
         write_result(result, path)
-        return _block_report(str(path), items.num_rows, "")
+        return _block_report(str(path), items.num_rows, "", worker_timings(self.worker))
 
 
-def _block_report(file: str, items: int, error: str) -> pa.Table:
-    """What an actor returns per block: its result file and item count, or why it failed."""
-    return pa.table({"file": [file], "items": [items], "error": [error]})
+def _block_report(
+    file: str, items: int, error: str, timings: dict[str, float] | None = None
+) -> pa.Table:
+    """What an actor returns per block: its result file, item count and the worker's timings
+    (JSON), or why it failed."""
+    return pa.table(
+        {"file": [file], "items": [items], "error": [error], "timings": [json.dumps(timings or {})]}
+    )
 
 
 @contextmanager
@@ -164,16 +171,18 @@ def _run_on_ray(
     last_merge = time.monotonic()
     with item_progress(job.description or job.name, stats.items) as advance:
         for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
-            for file, count, error in zip(
+            for file, count, error, timings in zip(
                 batch["file"].to_pylist(),
                 batch["items"].to_pylist(),
                 batch["error"].to_pylist(),
+                batch["timings"].to_pylist(),
                 strict=True,
             ):
                 if error:
                     stats.rows_merged += _merge_and_remove(job.merge, finished)
                     raise HfaidError(error)
                 finished.append(Path(file))
+                stats.add_timings(json.loads(timings))
                 stats.shards += 1
                 advance(count)
             if time.monotonic() - last_merge >= job.merge_every_s:

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from curation.errors import HfaidError
 from curation.runner import JobStats, ShardJob, run_job
 from curation.score_settings import decode_workers_for, on_gpu
+from curation.score_timing import DECODE_WAIT, LAUNCH, RESULT_WAIT, TOTAL, PartTimes
 from curation.scorers import (
     Scorer,
     create_scorer,
@@ -341,6 +342,11 @@ class ScoreWorker:
         # None where there is no /dev/shm to check; a share where other scorers fill it too.
         self.shm_bytes = shared_memory_share()
         self.warned_shm = False
+        self.times = PartTimes()  # where `process` spends its time (`take_timings`)
+
+    def take_timings(self) -> dict[str, float]:
+        """Seconds per part of `process` since last asked (`curation.score_timing`)."""
+        return self.times.take()
 
     def _loader(self, policy: InputPolicy, workers: int) -> tuple[DataLoader, _ShardBatches]:
         if (policy, workers) not in self.loaders:
@@ -398,54 +404,67 @@ class ScoreWorker:
         return max(self.batch_size(s) for s in scorers)
 
     def process(self, items: pa.Table) -> pa.Table:
-        rows = items.to_pylist()
-        out: list[dict[str, Any]] = []
-        for policy, scorers in self.groups:
-            names = {s.name for s in scorers}
-            todo = [r for r in rows if names & set(r["missing"])]
-            if not todo:
-                continue
-            shapes = [
-                policy.output_hw(r["width"] or 0, r["height"] or 0, r["exif_orientation"])
-                for r in todo
-            ]
-            cell = max(s.spec.batch_cell for s in scorers)
-            batches = size_buckets(shapes, self.decode_batch_size(scorers), cell)
-            plan = plan_pieces(batches, self.settings.decode_workers)
-            workers = self._decode_workers(largest_piece_bytes(plan, shapes))
-            if workers != self.settings.decode_workers:
-                plan = plan_pieces(batches, workers)
-            loader, sampler = self._loader(policy, workers)
-            sampler.batches = [[(i, todo[i]["path"]) for i in p] for b in plan for p in b]
+        with self.times.part(TOTAL):
+            rows = items.to_pylist()
+            out: list[dict[str, Any]] = []
+            for policy, scorers in self.groups:
+                names = {s.name for s in scorers}
+                todo = [r for r in rows if names & set(r["missing"])]
+                if todo:
+                    self._score_group(policy, scorers, todo, out)
+            return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
+
+    def _score_group(
+        self, policy: InputPolicy, scorers: list[Scorer], todo: list[dict], out: list[dict]
+    ) -> None:
+        """Scores `todo` with the scorers that share this decode policy, appending rows to out."""
+        part = self.times.part
+        shapes = [
+            policy.output_hw(r["width"] or 0, r["height"] or 0, r["exif_orientation"])
+            for r in todo
+        ]
+        cell = max(s.spec.batch_cell for s in scorers)
+        batches = size_buckets(shapes, self.decode_batch_size(scorers), cell)
+        plan = plan_pieces(batches, self.settings.decode_workers)
+        workers = self._decode_workers(largest_piece_bytes(plan, shapes))
+        if workers != self.settings.decode_workers:
+            plan = plan_pieces(batches, workers)
+        loader, sampler = self._loader(policy, workers)
+        sampler.batches = [[(i, todo[i]["path"]) for i in p] for b in plan for p in b]
+        with part(DECODE_WAIT):
             decoded_pieces = iter(loader)
-            device = scorers[0].device
-            queues = [_BatchQueue(s, self.batch_size(s)) for s in scorers]
-            previous: list[_Launched] = []
-            for count in (len(b) for b in plan):
+        device = scorers[0].device
+        queues = [_BatchQueue(s, self.batch_size(s)) for s in scorers]
+        previous: list[_Launched] = []
+        for count in (len(b) for b in plan):
+            with part(DECODE_WAIT):
                 pieces = [next(decoded_pieces) for _ in range(count)]
-                decoded = _Decoded.join(pieces, device)
-                launched: list[_Launched] = []
-                launch = partial(_launch, todo=todo, out=out, launched=launched)
-                _record_failures(decoded, todo, scorers, out)
+            decoded = _Decoded.join(pieces, device)
+            launched: list[_Launched] = []
+            launch = partial(_launch, todo=todo, out=out, launched=launched)
+            _record_failures(decoded, todo, scorers, out)
+            with part(LAUNCH):
                 for indices, stacked in decoded.groups:
                     for queue in queues:
                         _enqueue(queue, indices, stacked, todo, out, launch)
-                # Launching converted the images to float (the model's own copy; a CPU
-                # forward has even finished), and what waits is copied, so the workers may
-                # reuse their buffers.
-                for piece in pieces:
-                    self.returned.hand_back(piece.flag)
-                # Read the previous batch only now: this batch is already queued behind it.
+            # Launching converted the images to float (the model's own copy; a CPU forward has
+            # even finished), and what waits is copied, so the workers may reuse their buffers.
+            for piece in pieces:
+                self.returned.hand_back(piece.flag)
+            # Read the previous batch only now: this batch is already queued behind it.
+            with part(RESULT_WAIT):
                 _read_launched(previous, todo, out)
-                previous = launched
-            last: list[_Launched] = []
+            previous = launched
+        last: list[_Launched] = []
+        with part(LAUNCH):
             for queue in queues:
                 queue.flush(partial(_launch, todo=todo, out=out, launched=last))
+        with part(RESULT_WAIT):
             _read_launched(previous, todo, out)
             _read_launched(last, todo, out)
+        with part(DECODE_WAIT):
             for _ in decoded_pieces:  # ends the epoch cleanly for the persistent workers
                 pass
-        return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
 
 
 def _record_failures(

@@ -636,3 +636,37 @@ def test_auto_decode_workers_are_resolved_by_the_worker_on_its_own_machine():
     assert ScoreWorker(settings).settings.decode_workers == decode_workers_for("cpu", -1) == 2
     in_process = ScoreSettings(metrics=("niqe",), decode_workers=0)
     assert ScoreWorker(in_process).settings.decode_workers == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_score_job_reports_where_its_model_processes_spent_their_time(
+    cli, catalog, tmp_path, workers
+):
+    """In-process (GPU jobs) and process-pool runs both sum their workers' timings into the
+    summary and the run's record: what tells a user whether decoding or the model limits."""
+    pool = tmp_path / "pool"
+    write_photo_pool(pool, 6, size=(128, 112))
+    _ingest(cli, pool, catalog)
+    code, out, err = cli(
+        "score", "--metrics", "niqe", "--stage-input", "all", "--device", "cpu",
+        "--workers", workers, "--catalog", catalog.path,
+    )
+    assert code == 0, err
+    assert "waiting for decoded images" in out
+    counts = json.loads(_rows(catalog, "SELECT counts FROM runs WHERE command = 'score'")[0][0])
+    seconds = counts["model_process_seconds"]
+    assert set(seconds) == {"total", "decode_wait", "launch", "result_wait"}
+    assert seconds["launch"] > 0  # NIQE's forwards run inside the launches on CPU
+    parts = seconds["decode_wait"] + seconds["launch"] + seconds["result_wait"]
+    assert parts <= seconds["total"] + 0.03  # each rounded to 0.01 s
+
+
+def test_a_note_names_decoding_when_the_models_mostly_waited_for_images():
+    from curation.score_timing import bottleneck_note, shares
+
+    waited = {"total": 100.0, "decode_wait": 60.0, "launch": 30.0, "result_wait": 5.0}
+    note = bottleneck_note(waited, decode_workers=8)
+    assert note is not None and "60%" in note and "8 per model process" in note
+    assert bottleneck_note({**waited, "decode_wait": 10.0}, decode_workers=8) is None
+    assert bottleneck_note({"total": 5.0, "decode_wait": 4.0}, decode_workers=0) is None  # short
+    assert shares(waited)["other (joining batches, result rows)"] == pytest.approx(0.05)

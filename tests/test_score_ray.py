@@ -50,6 +50,7 @@ def test_local_and_ray_engines_write_the_same_scores(cli, tmp_path):
             config,
         )
         assert code == 0, err
+        assert "waiting for decoded images" in out  # the workers' timings came back
         results[engine] = _scores(cli, catalog)
     assert len(results["local"]) == 16
     assert [r[:2] + r[3:] for r in results["local"]] == [r[:2] + r[3:] for r in results["ray"]]

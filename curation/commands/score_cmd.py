@@ -80,6 +80,7 @@ def score(
         versions_from_the_cluster,
     )
     from curation.score_settings import shard_size_for
+    from curation.score_timing import shares
     from curation.scorers import get_scorer_spec
     from db.scoring import count_stage_input, score_counts
 
@@ -142,6 +143,7 @@ def score(
             "seconds": round(stats.seconds, 2),
             "versions": versions,
             "interrupted": stats.interrupted,
+            "model_process_seconds": {k: round(v, 2) for k, v in stats.timings.items()},
         }
     summary = {
         "stage input": stage or "all images",
@@ -152,10 +154,24 @@ def score(
         **{f"{m} rows ({versions[m]})": counts.get(m, 0) for m in names},
         "seconds": stats.seconds,
         "images/s": stats.items / stats.seconds if stats.seconds else 0.0,
+        **{f"model processes {part}": f"{v:.0%}" for part, v in shares(stats.timings).items()},
     }
     print_summary(f"score {','.join(names)} into {cat.path}", summary)
+    _print_bottleneck(stats.timings, settings, n_workers, chosen_engine)
     if stats.interrupted:
         raise KeyboardInterrupt
+
+
+def _print_bottleneck(timings: dict[str, float], settings, workers: int, engine: str) -> None:
+    """Tells the user when decoding, not the models, set the job's speed."""
+    from curation.score import settings_per_process
+    from curation.score_settings import decode_workers_for
+    from curation.score_timing import bottleneck_note
+
+    per_process = settings_per_process(settings, workers, engine)
+    note = bottleneck_note(timings, decode_workers_for(settings.device, per_process.decode_workers))
+    if note:
+        stdout.print(note, markup=False)
 
 
 weights_app = typer.Typer(
