@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import curation.score as score  # noqa: E402
 import curation.scorers.inputs as inputs  # noqa: E402
 import curation.shm_buffers as shm_buffers  # noqa: E402
 from benchmarks.bench_scorers import make_pool  # noqa: E402
@@ -45,6 +46,7 @@ from curation.scorers.inputs import load_hwc  # noqa: E402
 
 POLICY = InputPolicy(mode="full", min_side=1)
 POOLED = shm_buffers.MAX_POOLED
+BY_NAME = score.share_buffers_by_name
 TURBO_MODES = inputs._TURBO_JPEG_MODES
 PIECE = 4  # a batch of 16 split for 4+ decode workers (curation.score.DECODE_PIECES)
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,16 +66,21 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# (name, pooled buffers, libjpeg-turbo JPEG decode); each compared with the row before it.
-ROWS = [("fresh, Pillow", False, False), ("pooled, Pillow", True, False),
-        ("pooled, libjpeg-turbo", True, True)]
+# (name, pooled buffers, libjpeg-turbo JPEG decode, buffers shared by name); each compared with
+# the row before it.
+ROWS = [("fresh, Pillow, by fd", False, False, False),
+        ("pooled, Pillow, by fd", True, False, False),
+        ("pooled, libjpeg-turbo, by fd", True, True, False),
+        ("pooled, libjpeg-turbo, by name", True, True, True)]
 
 
-def use(pooled: bool, turbo: bool) -> None:
+def use(pooled: bool, turbo: bool, by_name: bool = True) -> None:
     """Forked workers read these when they decode and collate: MAX_POOLED 0 keeps no buffer
-    (a new segment per piece); no turbo modes sends every JPEG through Pillow."""
+    (a new segment per piece); no turbo modes sends every JPEG through Pillow; without
+    `share_buffers_by_name` workers keep torch's file-descriptor sharing."""
     shm_buffers.MAX_POOLED = POOLED if pooled else 0
     inputs._TURBO_JPEG_MODES = TURBO_MODES if turbo else set()
+    score.share_buffers_by_name = BY_NAME if by_name else None
 
 
 def decode_alone_ms(paths: list[Path]) -> float:
@@ -84,7 +91,10 @@ def decode_alone_ms(paths: list[Path]) -> float:
 
 
 # On a GPU: (name, pinned by the DataLoader's pin thread), the code as it is first.
-CUDA_ROWS = [("pooled, libjpeg-turbo, pinned", True), ("pooled, libjpeg-turbo, not pinned", False)]
+# (name, pinned, shared by name)
+CUDA_ROWS = [("pooled, libjpeg-turbo, by name, pinned", True, True),
+             ("pooled, libjpeg-turbo, by fd, pinned", True, False),
+             ("pooled, libjpeg-turbo, by name, not pinned", False, True)]
 
 
 def pipeline(
@@ -153,8 +163,8 @@ def main() -> None:
                 gpu_rows(paths, workers, args.rounds, alone[True])
                 continue
             rows = []
-            for name, pooled, turbo in ROWS:
-                use(pooled, turbo)
+            for name, pooled, turbo, by_name in ROWS:
+                use(pooled, turbo, by_name)
                 rows.append(pipeline(paths, workers, args.rounds))
                 r = rows[-1]
                 print(f"{workers} | {name} | {r['img_s']:.0f} | {r['worker_ms']:.2f} | "
@@ -167,13 +177,15 @@ def main() -> None:
 
 
 def gpu_rows(paths: list[Path], workers: int, rounds: int, alone_ms: float) -> None:
-    use(True, True)
-    rows = [pipeline(paths, workers, rounds, "cuda", pinned) for _, pinned in CUDA_ROWS]
-    for (name, _), r in zip(CUDA_ROWS, rows, strict=True):
+    rows = []
+    for name, pinned, by_name in CUDA_ROWS:
+        use(True, True, by_name)
+        rows.append(pipeline(paths, workers, rounds, "cuda", pinned))
+        r = rows[-1]
         print(f"{workers} | {name} | {r['img_s']:.0f} | {r['worker_ms']:.2f} | "
-              f"{r['main_ms']:.2f} | {alone_ms / r['worker_ms']:.2f}")
-    print(f"{workers} | pinned / not pinned | {rows[0]['img_s'] / rows[1]['img_s']:.2f}x "
-          "images/s |", flush=True)
+              f"{r['main_ms']:.2f} | {alone_ms / r['worker_ms']:.2f}", flush=True)
+    print(f"{workers} | by name / by fd (pinned) | {rows[0]['img_s'] / rows[1]['img_s']:.2f}x "
+          f"images/s | pinned / not pinned | {rows[0]['img_s'] / rows[2]['img_s']:.2f}x |")
 
 
 if __name__ == "__main__":

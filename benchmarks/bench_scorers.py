@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curation.sample_photos import colour_photos  # noqa: E402
 from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
+from curation.score_timing import shares  # noqa: E402
 from curation.scorers import classical, pyiqa_models  # noqa: E402
 from curation.scorers import random_weights as rw  # noqa: E402
 from curation.scorers.compat import timm_without_download  # noqa: E402
@@ -125,6 +126,7 @@ def bench_metric(
     worker = ScoreWorker(settings)
     table = items_table(paths, metric)
     worker.process(table.slice(0, 1))  # warm-up; starts the persistent decode workers
+    worker.take_timings()
     scorer = worker.scorers[metric]
     batch = worker.batch_size(scorer)  # 0 = the metric's declared batch size on CPU
     # model-only: the same size-bucketed batches, decoded beforehand, straight into the scorer
@@ -152,6 +154,8 @@ def bench_metric(
         theirs = [float(metric_obj(str(p)).item()) for p in paths]
         times["pyiqa"].append(time.perf_counter() - t)
     runner_s, model_s, pyiqa_s = (min(times[k]) for k in ("runner", "model", "pyiqa"))
+    # Where the runner's process spent its rounds (waiting for decoded images, the model, ...).
+    split = {k: round(v, 3) for k, v in shares(worker.take_timings()).items()}
 
     diff = max_rel_diff(ours, paths, theirs)
     n = len(paths)
@@ -168,6 +172,7 @@ def bench_metric(
         "speedup_vs_pyiqa": pyiqa_s / runner_s,
         "e2e_over_model_only": model_s / runner_s,
         "max_rel_diff_vs_pyiqa": diff,
+        "runner_time_split": split,
     }
 
 

@@ -11,6 +11,8 @@
 #                  (e2e / model-only, goal >= 0.9), with the float32 score heads, and where the
 #                  model's process spent each run (waiting for decoded images, launching,
 #                  waiting for the device);
+#   sharing.txt    BRISQUE and NIQE runners with decode buffers shared by descriptor vs by name
+#                  (the runner's way), 8 workers: images/s and waiting for decoded images;
 #   gpu_tests.txt  the `gpu` tests of the scorers and the score job;
 #   clip_prompts.txt  CLIP-IQA(+) with prompt features encoded once vs on every batch.
 # Part 2 (argument 2), a second call:
@@ -48,6 +50,8 @@ if [ "${1:-1}" = 3 ]; then
 fi
 timeout 100 python3 benchmarks/bench_decode.py --device cuda --workers 8,15 --rounds 2 2>&1 \
   | tee "$out/decode.txt"
+timeout 90 python3 benchmarks/bench_buffer_sharing.py --device cuda --workers 8 --images 384 \
+  --size 1080x800 --rounds 2 --metrics brisque,niqe 2>&1 | tee "$out/sharing.txt"
 timeout 300 python3 benchmarks/bench_scorers_gpu.py --random --images 1024 --shard 1024 \
   --no-batch1 --pyiqa-images 0 --metrics clipiqa,clipiqa+,brisque,maniqa \
   --json "$out/fast.json" 2>&1 | tee "$out/fast.txt"

@@ -212,3 +212,52 @@ def test_a_real_24_mb_dev_shm_scores_everything_with_a_warning(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["32", "32"]
     assert "/dev/shm holds 24 MiB" in done.stderr and "--shm-size" in done.stderr
+
+
+_KILLED_JOB_SCRIPT = """
+import os, signal, subprocess, sys, time
+job = subprocess.Popen(
+    [sys.executable, "-m", "curation.cli", "score", "--metrics", "niqe", "--stage-input", "all",
+     "--device", "cpu", "--workers", "1", "--decode-workers", "2", "--catalog", sys.argv[1]],
+    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
+deadline = time.monotonic() + 120
+while not os.listdir("/dev/shm") and job.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.02)
+named = sorted(n for n in os.listdir("/dev/shm") if n.startswith("torch_"))
+try:
+    os.killpg(job.pid, signal.SIGKILL)
+except ProcessLookupError:  # the job ended first
+    pass
+job.wait()
+deadline = time.monotonic() + 30
+while os.listdir("/dev/shm") and time.monotonic() < deadline:
+    time.sleep(0.1)
+print(len(named), len(os.listdir("/dev/shm")))
+"""
+
+
+def test_decode_buffers_go_by_name_and_a_killed_job_leaves_none_in_dev_shm(cli, tmp_path):
+    """Workers share their buffers by name (`share_buffers_by_name`: no round trip to the
+    worker per piece), so named segments live in /dev/shm while a job runs. A job killed with
+    SIGKILL, workers and all, must not leave them there: /dev/shm is memory."""
+    skip_without_private_shm()
+    write_photo_pool(tmp_path / "pool", 400, size=(256, 192))
+    catalog = tmp_path / "k.duckdb"
+    code, _, err = cli("ingest", tmp_path / "pool", "--catalog", catalog, "--workers", "1")
+    assert code == 0, err
+    script = tmp_path / "kill.py"
+    script.write_text(_KILLED_JOB_SCRIPT)
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        in_small_shm(f"{shlex.quote(sys.executable)} {script} {catalog}"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        cwd=repo,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    named, left = (int(v) for v in done.stdout.split())
+    assert named >= 1  # the workers' buffers, by name
+    assert left == 0
