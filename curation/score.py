@@ -195,7 +195,8 @@ def share_buffers_by_name(_worker_id: int) -> None:
     thread waits for the worker's GIL while it decodes: ~2-4 ms per piece of waiting on 2 busy
     cores. By name, a buffer the model's process still maps is found in torch's cache with no
     round trip; torch_shm_manager removes the segments when the processes exit, killed too.
-    Where that manager cannot start (a read-only or no-exec install), descriptors it stays."""
+    Where that manager cannot start (no writable temp dir for its socket, a no-exec install),
+    descriptors it stays."""
     torch.multiprocessing.set_sharing_strategy("file_system")
     try:
         torch.UntypedStorage._new_shared(1)

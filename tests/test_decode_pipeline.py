@@ -261,3 +261,16 @@ def test_decode_buffers_go_by_name_and_a_killed_job_leaves_none_in_dev_shm(cli, 
     named, left = (int(v) for v in done.stdout.split())
     assert named >= 1  # the workers' buffers, by name
     assert left == 0
+
+
+def test_without_a_writable_temp_dir_workers_keep_descriptors_and_score_quietly(
+    tmp_path, monkeypatch, capfd
+):
+    """torch_shm_manager needs a temp dir for its socket; without one, sharing by name fails
+    in every worker (the job would stop with a worker traceback), so they keep descriptors."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    paths = write_photo_pool(tmp_path / "a", 6, size=(120, 80))
+    settings = ScoreSettings(metrics=("brisque",), decode_workers=2)
+    table = scores_for_paths(paths, settings)
+    assert [r["status"] for r in table.to_pylist()] == ["ok"] * 6
+    assert "torch_shm_manager" not in capfd.readouterr().err
