@@ -194,22 +194,29 @@ print(sum(r["status"] == "ok" for r in table.to_pylist()), len(paths))
 """
 
 
+def _run_in_small_shm(tmp_path: Path, script_text: str, argument: Path):
+    """The script, run with this repository importable, in a private 24 MB /dev/shm."""
+    script = tmp_path / "script.py"
+    script.write_text(script_text)
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        in_small_shm(f"{shlex.quote(sys.executable)} {script} {shlex.quote(str(argument))}"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        cwd=repo,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def test_a_real_24_mb_dev_shm_scores_everything_with_a_warning(tmp_path):
     """As in a container started without --shm-size: 2 workers cannot even allocate shared
     memory for batches of these 2.6 MB images; the job decodes in-process instead."""
     skip_without_private_shm()
     write_photo_pool(tmp_path / "pool", 32, size=(1080, 800))
-    script = tmp_path / "score.py"
-    script.write_text(_SMALL_SHM_SCRIPT)
-    repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        in_small_shm(f"{shlex.quote(sys.executable)} {script} {tmp_path / 'pool'}"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _run_in_small_shm(tmp_path, _SMALL_SHM_SCRIPT, tmp_path / "pool")
     assert done.stdout.split() == ["32", "32"]
     assert "/dev/shm holds 24 MiB" in done.stderr and "--shm-size" in done.stderr
 
@@ -246,18 +253,7 @@ def test_decode_buffers_go_by_name_and_a_killed_job_leaves_none_in_dev_shm(cli, 
     catalog = tmp_path / "k.duckdb"
     code, _, err = cli("ingest", tmp_path / "pool", "--catalog", catalog, "--workers", "1")
     assert code == 0, err
-    script = tmp_path / "kill.py"
-    script.write_text(_KILLED_JOB_SCRIPT)
-    repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        in_small_shm(f"{shlex.quote(sys.executable)} {script} {catalog}"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-        cwd=repo,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _run_in_small_shm(tmp_path, _KILLED_JOB_SCRIPT, catalog)
     named, left = (int(v) for v in done.stdout.split())
     assert named >= 1  # the workers' buffers, by name
     assert left == 0
