@@ -53,14 +53,15 @@ def shares(timings: dict[str, float]) -> dict[str, float]:
 
 
 def bottleneck_note(timings: dict[str, float], decode_workers: int) -> str | None:
-    """A line for the user when decoding, not the models, set the job's speed."""
+    """A line for the user when decode workers, not the models, set the job's speed. Model
+    processes that decode in-process (several on CPU) get none: there decoding is their work,
+    on cores that are all busy, not a wait that more workers would shorten."""
     total = timings.get(TOTAL, 0.0)
     share = timings.get(DECODE_WAIT, 0.0) / total if total > 0 else 0.0
-    if total < NOTE_AFTER_S or share < DECODE_BOUND_SHARE:
+    if decode_workers == 0 or total < NOTE_AFTER_S or share < DECODE_BOUND_SHARE:
         return None
-    now = f"{decode_workers} per model process" if decode_workers else "none: decoded in-process"
     return (
         f"The models waited for decoded images {share:.0%} of the time, so decoding limits this "
-        f"job. More decode workers (--decode-workers, [score] decode_workers; {now}) would "
-        "speed it up if this machine has idle cores."
+        f"job. More decode workers (--decode-workers, [score] decode_workers; {decode_workers} "
+        "per model process now) would speed it up if this machine has idle cores."
     )

@@ -668,5 +668,6 @@ def test_a_note_names_decoding_when_the_models_mostly_waited_for_images():
     note = bottleneck_note(waited, decode_workers=8)
     assert note is not None and "60%" in note and "8 per model process" in note
     assert bottleneck_note({**waited, "decode_wait": 10.0}, decode_workers=8) is None
-    assert bottleneck_note({"total": 5.0, "decode_wait": 4.0}, decode_workers=0) is None  # short
+    assert bottleneck_note({"total": 5.0, "decode_wait": 4.0}, decode_workers=8) is None  # short
+    assert bottleneck_note(waited, decode_workers=0) is None  # decoding in-process is its work
     assert shares(waited)["other (joining batches, result rows)"] == pytest.approx(0.05)
