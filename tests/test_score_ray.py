@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,33 @@ import pytest
 from tests.conftest import write_photo_pool
 
 pytest.importorskip("ray")
+
+
+REPO = Path(__file__).resolve().parents[1]
+# `hfaid ARGS...` in a Python of its own, after `ray.init(num_cpus=1, num_gpus=N)` when N >= 0.
+_CLI_SCRIPT = """
+import sys
+gpus = int(sys.argv[1])
+if gpus >= 0:
+    import ray
+    ray.init(num_cpus=1, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+from curation.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _in_own_process(script: str, *args: object) -> subprocess.CompletedProcess:
+    """A Ray driver in a process of its own, as a user runs one. One process that starts and
+    stops several local clusters can lose an old cluster's GCS connection, and Ray then ends
+    that process itself (exit 1, no Python exception): it ended a CI run's pytest once."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
 
 
 def _scores(cli, catalog: Path) -> list[tuple]:
@@ -32,25 +62,13 @@ def test_local_and_ray_engines_write_the_same_scores(cli, tmp_path):
         catalog = tmp_path / f"{engine}.duckdb"
         code, _, err = cli("ingest", pool, "--catalog", catalog, "--workers", "1")
         assert code == 0, err
-        code, out, err = cli(
-            "score",
-            "--metrics",
-            "niqe,brisque",
-            "--stage-input",
-            "all",
-            "--device",
-            "cpu",
-            "--engine",
-            engine,
-            "--workers",
-            "2",
-            "--catalog",
-            catalog,
-            "--config",
-            config,
-        )
-        assert code == 0, err
-        assert "waiting for decoded images" in out  # the workers' timings came back
+        done = _in_own_process(
+            _CLI_SCRIPT, -1, "score", "--metrics", "niqe,brisque", "--stage-input", "all",
+            "--device", "cpu", "--engine", engine, "--workers", 2, "--catalog", catalog,
+            "--config", config,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "waiting for decoded images" in done.stdout  # the workers' timings came back
         results[engine] = _scores(cli, catalog)
     assert len(results["local"]) == 16
     assert [r[:2] + r[3:] for r in results["local"]] == [r[:2] + r[3:] for r in results["ray"]]
@@ -80,32 +98,44 @@ def test_ray_gpu_actors_keep_their_decode_workers_and_cpu_processes_decode_in_pr
     assert settings_per_process(cpu, 1, "ray") == cpu
 
 
+_MISMATCHED_VERSION_SCRIPT = """
+import sys
+from functools import partial
+from pathlib import Path
+from curation.errors import HfaidError
+from curation.runner import ShardJob
+from curation.runner_ray import run_job_ray
+from curation.score import ScoreSettings, ScoreWorker, path_items
+paths = sorted(Path(sys.argv[1]).glob("*.jpg"))
+settings = ScoreSettings(metrics=("niqe",), versions={"niqe": "pyiqa-0.0.1+none"})
+merged = []
+job = ShardJob(
+    name="score-test",
+    work_dir=Path(sys.argv[2]),
+    pending=lambda: path_items(paths, ("niqe",)),
+    worker_factory=partial(ScoreWorker, settings),
+    merge=lambda files: merged.extend(files) or 0,
+    shard_size=1,
+)
+try:
+    run_job_ray(job, device="cpu", actors=1)
+except HfaidError as exc:
+    print("HfaidError:", exc)
+print("merged", len(merged))
+"""
+
+
 @pytest.mark.slow
 def test_an_actor_that_cannot_score_fails_the_job_with_its_own_message(tmp_path):
     """An actor whose scorer version differs from the job's (another pyiqa or other weights on
     a cluster node) must stop the job with that message, not a Ray traceback, and write nothing."""
-    from functools import partial
-
-    from curation.errors import HfaidError
-    from curation.runner import ShardJob
-    from curation.runner_ray import run_job_ray
-    from curation.score import ScoreSettings, ScoreWorker, path_items
-
-    paths = write_photo_pool(tmp_path / "pool", 2, size=(96, 80))
-    settings = ScoreSettings(metrics=("niqe",), versions={"niqe": "pyiqa-0.0.1+none"})
-    merged: list[Path] = []
-    job = ShardJob(
-        name="score-test",
-        work_dir=tmp_path / "work",
-        pending=lambda: path_items(paths, ("niqe",)),
-        worker_factory=partial(ScoreWorker, settings),
-        merge=lambda files: merged.extend(files) or 0,
-        shard_size=1,
-    )
-    with pytest.raises(HfaidError, match=r"niqe computes as version pyiqa-.* but the job expects "
-                                         r"pyiqa-0\.0\.1\+none"):  # fmt: skip
-        run_job_ray(job, device="cpu", actors=1)
-    assert merged == [] and not list((tmp_path / "work" / "score-test").glob("*.parquet"))
+    write_photo_pool(tmp_path / "pool", 2, size=(96, 80))
+    done = _in_own_process(_MISMATCHED_VERSION_SCRIPT, tmp_path / "pool", tmp_path / "work")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"HfaidError: niqe computes as version pyiqa-.* but the job expects "
+                     r"pyiqa-0\.0\.1\+none", done.stdout), done.stdout  # fmt: skip
+    assert done.stdout.splitlines()[-1] == "merged 0"
+    assert not list((tmp_path / "work" / "score-test").glob("*.parquet"))
 
 
 @pytest.mark.slow
@@ -117,7 +147,6 @@ def test_a_gpu_job_from_a_head_without_a_gpu_gets_its_versions_from_a_cluster_gp
     have runs that task, which reports from its node that it has no CUDA device: one line, no
     traceback. (Before, the head refused the job for its own lack of a GPU.) A cluster without
     GPUs is refused before any work."""
-    import ray
     import torch
 
     if torch.cuda.is_available():
@@ -130,11 +159,7 @@ def test_a_gpu_job_from_a_head_without_a_gpu_gets_its_versions_from_a_cluster_gp
              "--engine", "ray", "--catalog", catalog)  # fmt: skip
     for gpus, message in ((0, "the Ray cluster has no GPUs"),
                           (1, r"no CUDA device is available here .*\(Ray node ")):  # fmt: skip
-        ray.init(num_cpus=1, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
-        try:
-            code, _, err = cli(*score)
-        finally:
-            ray.shutdown()
-        assert code != 0 and "Traceback" not in err
-        assert re.search(message, err), err
+        done = _in_own_process(_CLI_SCRIPT, gpus, *score)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert re.search(message, done.stderr), done.stderr[-2000:]
     assert _scores(cli, catalog) == []
