@@ -11,6 +11,7 @@ import torch
 from curation.errors import HfaidError
 from curation.scorers import create_scorer, list_scorers
 from curation.scorers import random_weights as rw
+from curation.scorers.base import InputPolicy
 from curation.scorers.inputs import load_for_policy
 from curation.scorers.precision import cpu_has_native_bf16
 from curation.scorers.qalign import levels_to_score
@@ -221,6 +222,42 @@ def test_niqe_fast_gaussian_filter_matches_pyiqa_calculate_niqe():
         ours = scorer.score(image[None])[0]
         # float64 sums in another order: equal to ~1e-13, far below any meaningful digit
         assert ours == pytest.approx(calculate_niqe(x, 0, True, "yiq", mu, cov).item(), rel=1e-9)
+
+
+def test_niqe_block_features_equal_pyiqas_bit_for_bit():
+    """The cached grid and the nearest-point search give pyiqa's `compute_feature` exactly, on
+    real-photo blocks at both NIQE scales and on blocks that make pyiqa divide 0 by 0."""
+    import torch.nn.functional as F
+    from pyiqa.archs.niqe_arch import compute_feature
+    from pyiqa.matlab_utils import blockproc
+
+    from curation.scorers.classical import niqe_block_features, normalize_with_gauss
+
+    image = load_for_policy(str(calibration_images()[0]), InputPolicy(mode="full"))
+    y = image[None, :1].to(torch.float64)
+    for side in (96, 48):
+        normalized = normalize_with_gauss(y[..., : y.shape[-2] // side * side, :], "replicate")
+        ours = blockproc(normalized, [side, side], fun=niqe_block_features)
+        assert torch.equal(ours, blockproc(normalized, [side, side], fun=compute_feature))
+        y = F.avg_pool2d(y, 2)
+    odd = torch.stack([torch.zeros(1, 48, 48), torch.ones(1, 48, 48), -torch.ones(1, 48, 48)])
+    odd = odd.to(torch.float64)
+    torch.testing.assert_close(niqe_block_features(odd), compute_feature(odd), rtol=0, atol=0,
+                               equal_nan=True)  # fmt: skip
+
+
+def test_nearest_grid_point_search_equals_a_full_argmin():
+    from curation.scorers.classical import aggd_grid, nearest_on_grid
+
+    _, r_gam, increasing = aggd_grid(torch.float64, torch.device("cpu"))
+    assert increasing
+    torch.manual_seed(0)
+    midpoints = (r_gam[:-1] + r_gam[1:]) / 2
+    x = torch.cat([torch.rand(500, dtype=torch.float64) * 0.8, r_gam[::97], midpoints[::89],
+                   torch.tensor([-1.0, 0.0, 2.0, float("nan"), float("inf")])])  # fmt: skip
+    x = x[:, None]
+    full = nearest_on_grid(r_gam, x, increasing=False)
+    assert torch.equal(nearest_on_grid(r_gam, x, increasing=True), full)
 
 
 def test_maniqa_skips_the_vit_blocks_it_never_reads(tmp_path):

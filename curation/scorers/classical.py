@@ -83,11 +83,72 @@ def normalize_with_gauss(img: torch.Tensor, padding: str) -> torch.Tensor:
     return (img - mu) / (sigma + 1)
 
 
+@cache
+def aggd_grid(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """pyiqa's AGGD shape grid (gamma 0.2..10 in steps of 0.001, made the same way: float32
+    arange, then cast) and its ratio r(gamma), computed once instead of on every call; and
+    whether r rises strictly along the grid, which lets a binary search find the nearest."""
+    gam = torch.arange(0.2, 10 + 0.001, 0.001).to(dtype=dtype, device=device)
+    r_gam = (
+        2 * torch.lgamma(2.0 / gam) - (torch.lgamma(1.0 / gam) + torch.lgamma(3.0 / gam))
+    ).exp()
+    return gam, r_gam, bool((r_gam[1:] > r_gam[:-1]).all())
+
+
+def nearest_on_grid(r_gam: torch.Tensor, x: torch.Tensor, increasing: bool) -> torch.Tensor:
+    """(r_gam - x).abs().argmin(-1) for x of shape (b, 1), as pyiqa computes it over the whole
+    grid for every block (b x 9801). On a strictly rising grid the nearest value is next to
+    x's sorted position: the same distances over a window of 4 around it give the same first
+    minimum. Non-finite x (a flat block's 0/0) gives index 0, as argmin over NaNs does."""
+    if not increasing:
+        return (r_gam.repeat(x.shape[0], 1) - x).abs().argmin(dim=-1)
+    window = torch.searchsorted(r_gam, x) + torch.arange(-2, 2, device=x.device)
+    window = window.clamp(0, r_gam.numel() - 1)
+    position = window.gather(-1, (r_gam[window] - x).abs().argmin(dim=-1, keepdim=True))
+    return torch.where(torch.isfinite(x), position, 0).squeeze(-1)
+
+
+def estimate_aggd(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """pyiqa 0.1.16 `estimate_aggd_param`, bit for bit: the grid comes from `aggd_grid`, the
+    nearest grid point from `nearest_on_grid`, and block**2 is computed once ((b*m)**2 equals
+    b**2*m for a 0/1 mask m, so the sums are the same)."""
+    gam, r_gam, increasing = aggd_grid(block.dtype, block.device)
+    mask_left = block < 0
+    mask_right = block > 0
+    count_left = mask_left.sum(dim=(-1, -2), dtype=torch.float32)
+    count_right = mask_right.sum(dim=(-1, -2), dtype=torch.float32)
+    squared = block.pow(2)
+    left_std = torch.sqrt((squared * mask_left).sum(dim=(-1, -2)) / count_left)
+    right_std = torch.sqrt((squared * mask_right).sum(dim=(-1, -2)) / count_right)
+    gammahat = left_std / right_std
+    rhat = block.abs().mean(dim=(-1, -2)).pow(2) / squared.mean(dim=(-1, -2))
+    rhatnorm = (rhat * (gammahat.pow(3) + 1) * (gammahat + 1)) / (gammahat.pow(2) + 1).pow(2)
+    alpha = gam[nearest_on_grid(r_gam, rhatnorm, increasing)]
+    scale = (torch.lgamma(1 / alpha) - torch.lgamma(3 / alpha)).exp().sqrt()
+    return alpha, left_std.squeeze(-1) * scale, right_std.squeeze(-1) * scale
+
+
+def niqe_block_features(block: torch.Tensor, _args: object = None) -> torch.Tensor:
+    """pyiqa 0.1.16 niqe_arch `compute_feature` (NIQE, not IL-NIQE) on `estimate_aggd`: 18
+    features per block. pyiqa recomputed the shape grid and searched all of it for every
+    block, five times per scale: half of NIQE's time at 1080x800."""
+    bsz = block.shape[0]
+    aggd_block = block[:, [0]]
+    alpha, beta_l, beta_r = estimate_aggd(aggd_block)
+    features = [alpha, (beta_l + beta_r) / 2]
+    for shift in ([0, 1], [1, 0], [1, 1], [1, -1]):
+        shifted = torch.roll(aggd_block, shift, dims=(2, 3))
+        alpha, beta_l, beta_r = estimate_aggd(aggd_block * shifted)
+        mean = (beta_r - beta_l) * (torch.lgamma(2 / alpha) - torch.lgamma(1 / alpha)).exp()
+        features.extend((alpha, mean, beta_l, beta_r))
+    return torch.cat([f.reshape(bsz, 1) for f in features], dim=-1)
+
+
 def niqe_score(x: torch.Tensor, mu_pris: torch.Tensor, cov_pris: torch.Tensor) -> torch.Tensor:
     """pyiqa 0.1.16 `calculate_niqe(x, 0, True, "yiq")` + `niqe()`, line for line, with the
-    Gaussian normalisation on `gauss_filter`; everything else is pyiqa's own code."""
+    Gaussian normalisation on `gauss_filter` and the block features on `niqe_block_features`;
+    everything else is pyiqa's own code."""
     from pyiqa.archs.func_util import diff_round
-    from pyiqa.archs.niqe_arch import compute_feature
     from pyiqa.matlab_utils import blockproc, imresize, nancov, nanmean
     from pyiqa.utils.color_util import to_y_channel
 
@@ -101,7 +162,7 @@ def niqe_score(x: torch.Tensor, mu_pris: torch.Tensor, cov_pris: torch.Tensor) -
     for scale in (1, 2):
         normalized = normalize_with_gauss(img, "replicate")
         features.append(
-            blockproc(normalized, [block_h // scale, block_w // scale], fun=compute_feature)
+            blockproc(normalized, [block_h // scale, block_w // scale], fun=niqe_block_features)
         )
         if scale == 1:
             img = imresize(img / 255.0, scale=0.5, antialiasing=True) * 255.0
