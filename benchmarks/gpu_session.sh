@@ -18,7 +18,7 @@
 # Part 2 (argument 2), a second call:
 #   batch_sizes.txt  the default funnel's metrics, each at its own batch vs all at MANIQA's 4;
 #   shape_order.txt  CLIP-IQA on a 16-size pool, pending list in shape vs image_id order;
-#   niqe_features.txt  NIQE with pyiqa's block features vs `niqe_block_features`, batch 1.
+#   classical.txt  NIQE and BRISQUE as built vs with pyiqa's pieces put back, batch 1.
 # Part 3 (argument 3), a third call:
 #   long_tail_*.txt  NIQE, MUSIQ and MANIQA on a pool of distinct sizes: 96-px cells / mixed
 #                    sizes vs equal shapes only.
@@ -38,8 +38,8 @@ if [ "${1:-1}" = 2 ]; then
     | tee "$out/batch_sizes.txt"
   timeout 250 python3 benchmarks/bench_shape_order.py --device cuda --batch 16 --images 512 \
     --shard 256 --rounds 3 --synthetic 0 2>&1 | tee "$out/shape_order.txt"
-  timeout 60 python3 benchmarks/bench_niqe_features.py --device cuda --images 32 --rounds 3 \
-    2>&1 | tee "$out/niqe_features.txt"
+  timeout 60 python3 benchmarks/bench_classical.py --device cuda --images 32 --rounds 3 \
+    2>&1 | tee "$out/classical.txt"
   exit 0
 fi
 if [ "${1:-1}" = 3 ]; then

@@ -231,7 +231,7 @@ def test_niqe_block_features_equal_pyiqas_bit_for_bit():
     from pyiqa.archs.niqe_arch import compute_feature
     from pyiqa.matlab_utils import blockproc
 
-    from curation.scorers.classical import niqe_block_features, normalize_with_gauss
+    from curation.scorers.nss import niqe_block_features, normalize_with_gauss
 
     image = load_for_policy(str(calibration_images()[0]), InputPolicy(mode="full"))
     y = image[None, :1].to(torch.float64)
@@ -246,8 +246,41 @@ def test_niqe_block_features_equal_pyiqas_bit_for_bit():
                                equal_nan=True)  # fmt: skip
 
 
+def test_matlab_resize_equals_pyiqas_bit_for_bit():
+    """Even (strided views) and uneven (gathered) output steps, down and up, float32 and
+    float64 input, several channels: the same values as pyiqa's unfold-based imresize."""
+    from pyiqa.matlab_utils import imresize as pyiqa_imresize
+
+    from curation.scorers.matlab_resize import imresize
+
+    torch.manual_seed(1)
+    for shape in [(1, 1, 768, 1056), (2, 1, 97, 131), (1, 3, 64, 48), (1, 1, 33, 29)]:
+        for dtype in (torch.float64, torch.float32):
+            x = torch.rand(shape, dtype=dtype) * 255
+            for scale in (0.5, 0.25, 0.3, 0.75, 2.0):
+                expected = pyiqa_imresize(x, scale=scale, antialiasing=True)
+                got = imresize(x, scale)
+                assert got.dtype == expected.dtype and torch.equal(got, expected), (shape, scale)
+
+
+def test_brisque_equals_pyiqas_bit_for_bit():
+    from pyiqa.archs.brisque_arch import brisque
+
+    from curation.scorers.classical import brisque_model, brisque_score
+
+    model = brisque_model()
+    torch.manual_seed(3)
+    images = [load_for_policy(str(p), InputPolicy(mode="full")) for p in calibration_images()[:3]]
+    images.append((torch.rand(3, 211, 333) * 255).to(torch.uint8))
+    for image in images:
+        x = image[None].float() / 255
+        expected = brisque(x, 7, 7 / 6, True, model["sv_coef"], model["sv"], model["gamma"],
+                           model["rho"], 1, "original")  # fmt: skip
+        assert torch.equal(brisque_score(x, model), expected)
+
+
 def test_nearest_grid_point_search_equals_a_full_argmin():
-    from curation.scorers.classical import aggd_grid, nearest_on_grid
+    from curation.scorers.nss import aggd_grid, nearest_on_grid
 
     _, r_gam, increasing = aggd_grid(torch.float64, torch.device("cpu"))
     assert increasing
