@@ -58,8 +58,8 @@ def _taps(x: torch.Tensor, base: torch.Tensor, taps: int, rows: bool) -> torch.T
     [n, k, t] is x at position base[t] + k along the resized axis (pyiqa's unfold, sampled)."""
     first, count = int(base[0]), base.numel()
     steps = (base[1:] - base[:-1]).unique()
-    if steps.numel() <= 1:  # evenly spaced outputs (or one): strided views, then one stack
-        step = int(steps[0]) if steps.numel() else 1
+    step = int(steps[0]) if steps.numel() else 1
+    if steps.numel() <= 1 and step > 0:  # evenly spaced outputs (or one): strided views
         stop = first + step * (count - 1) + 1
         if rows:
             return torch.stack([x[:, first + k : stop + k : step] for k in range(taps)], dim=1)
