@@ -228,19 +228,21 @@ job = subprocess.Popen(
      "--device", "cpu", "--workers", "1", "--decode-workers", "2", "--catalog", sys.argv[1]],
     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
 )
+def torch_segments():  # (multiprocessing's semaphores also pass through /dev/shm, briefly)
+    return [n for n in os.listdir("/dev/shm") if n.startswith("torch_")]
 deadline = time.monotonic() + 120
-while not os.listdir("/dev/shm") and job.poll() is None and time.monotonic() < deadline:
+while not torch_segments() and job.poll() is None and time.monotonic() < deadline:
     time.sleep(0.02)
-named = sorted(n for n in os.listdir("/dev/shm") if n.startswith("torch_"))
+named = torch_segments()
 try:
     os.killpg(job.pid, signal.SIGKILL)
 except ProcessLookupError:  # the job ended first
     pass
 job.wait()
 deadline = time.monotonic() + 30
-while os.listdir("/dev/shm") and time.monotonic() < deadline:
+while torch_segments() and time.monotonic() < deadline:
     time.sleep(0.1)
-print(len(named), len(os.listdir("/dev/shm")))
+print(len(named), len(torch_segments()))
 """
 
 
