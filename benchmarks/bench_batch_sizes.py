@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_scorers import make_pool  # noqa: E402
-from curation.score import ScoreSettings, ScoreWorker, path_items  # noqa: E402
-from curation.scorers import random_weights as rw  # noqa: E402
+from curation.scoring.job import ScoreSettings, ScoreWorker, path_items  # noqa: E402
+from curation.scoring.scorers import random_weights as rw  # noqa: E402
 
 WEIGHT_WRITERS = {
     "maniqa": lambda folder: rw.write_maniqa(folder),

@@ -8,7 +8,7 @@ side in one run: rounds alternate between workers that share their batch buffers
 descriptor (each piece received costs a round trip to a thread of the worker, which waits for
 that worker's GIL while it decodes) and by name (`score.share_buffers_by_name`, what the runner
 does). Reported per metric and way: the best round's images/s and how much of the model
-process's time went to waiting for decoded images (`curation.score_timing`).
+process's time went to waiting for decoded images (`curation.scoring.timing`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import curation.score as score  # noqa: E402
+import curation.scoring.job as score  # noqa: E402
 from benchmarks.bench_scorers import items_table, make_pool  # noqa: E402
-from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
-from curation.score_timing import DECODE_WAIT, TOTAL  # noqa: E402
+from curation.scoring.job import ScoreSettings, ScoreWorker  # noqa: E402
+from curation.scoring.timing import DECODE_WAIT, TOTAL  # noqa: E402
 
 BY_NAME = score.share_buffers_by_name
 WAYS = {"by fd": None, "by name": BY_NAME}

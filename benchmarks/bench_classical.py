@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import curation.scorers.classical as classical  # noqa: E402
+import curation.scoring.scorers.classical as classical  # noqa: E402
 from benchmarks.bench_scorers import make_pool  # noqa: E402
-from curation.scorers import create_scorer  # noqa: E402
-from curation.scorers.inputs import load_for_policy  # noqa: E402
+from curation.scoring.scorers import create_scorer  # noqa: E402
+from curation.scoring.scorers.inputs import load_for_policy  # noqa: E402
 
 AS_BUILT = {name: getattr(classical, name) for name in
             ("niqe_block_features", "imresize", "brisque_score")}  # fmt: skip

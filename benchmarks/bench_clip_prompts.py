@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.scorers import create_scorer  # noqa: E402
-from curation.scorers import random_weights as rw  # noqa: E402
+from curation.scoring.scorers import create_scorer  # noqa: E402
+from curation.scoring.scorers import random_weights as rw  # noqa: E402
 
 SIZES = [(384, 512), (800, 1080)]  # (height, width)
 

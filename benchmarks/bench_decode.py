@@ -9,7 +9,7 @@ here), in pieces of 4 as a batch of 16 is split. The rows run in the same run, s
 each one change on the row before:
 - "fresh, Pillow": a new shared-memory segment per piece, as torch's default collate does,
   and every JPEG decoded by Pillow;
-- "pooled, Pillow": workers collate into shared buffers they reuse (`curation.shm_buffers`);
+- "pooled, Pillow": workers collate into shared buffers they reuse (`hfaid_core.shm_buffers`);
 - "pooled, libjpeg-turbo": JPEGs decoded to RGB by simplejpeg (`inputs._turbo_jpeg`).
 Reported: images/s, and CPU ms per image in the decode workers (read from /proc) and in this
 process. "decode alone" is the single-thread cost of `load_hwc` (decode + EXIF + RGB array),
@@ -36,19 +36,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import curation.score as score  # noqa: E402
-import curation.scorers.inputs as inputs  # noqa: E402
-import curation.shm_buffers as shm_buffers  # noqa: E402
+import curation.scoring.job as score  # noqa: E402
+import curation.scoring.scorers.inputs as inputs  # noqa: E402
+import hfaid_core.shm_buffers as shm_buffers  # noqa: E402
 from benchmarks.bench_scorers import make_pool  # noqa: E402
-from curation.score import DECODE_PIECES, ScoreSettings, ScoreWorker, _Decoded  # noqa: E402
-from curation.scorers.base import InputPolicy  # noqa: E402
-from curation.scorers.inputs import load_hwc  # noqa: E402
+from curation.scoring.job import DECODE_PIECES, ScoreSettings, ScoreWorker, _Decoded  # noqa: E402
+from curation.scoring.scorers.base import InputPolicy  # noqa: E402
+from curation.scoring.scorers.inputs import load_hwc  # noqa: E402
 
 POLICY = InputPolicy(mode="full", min_side=1)
 POOLED = shm_buffers.MAX_POOLED
 BY_NAME = score.share_buffers_by_name
 TURBO_MODES = inputs._TURBO_JPEG_MODES
-PIECE = 4  # a batch of 16 split for 4+ decode workers (curation.score.DECODE_PIECES)
+PIECE = 4  # a batch of 16 split for 4+ decode workers (curation.scoring.job.DECODE_PIECES)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

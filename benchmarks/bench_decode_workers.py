@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_scorers import items_table, make_pool  # noqa: E402
-from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
+from curation.scoring.job import ScoreSettings, ScoreWorker  # noqa: E402
 
 
 def main() -> None:

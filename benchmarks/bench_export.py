@@ -29,16 +29,16 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.photo_pool import build_photo_pool  # noqa: E402
-from curation.cli import main as hfaid  # noqa: E402
 from curation.export.plan import build_plan  # noqa: E402
 from curation.export.run import _samples  # noqa: E402
 from curation.export.samples import SampleOptions  # noqa: E402
-from curation.export.settings import ExportConfig  # noqa: E402
 from curation.export.writers import write_shards  # noqa: E402
 from db.captions import RESULT_SCHEMA, merge_caption_files  # noqa: E402
 from db.catalog import Catalog  # noqa: E402
 from db.images import images_passing  # noqa: E402
 from db.outcomes import write_outcomes  # noqa: E402
+from hfaid.cli import main as hfaid  # noqa: E402
+from hfaid_core.settings.export import ExportConfig  # noqa: E402
 
 
 def _prepare(root: Path, count: int, source: Path | None) -> tuple[Path, Path, int]:

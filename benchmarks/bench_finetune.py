@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from curation.sample_photos import colour_photos  # noqa: E402
+from curation.demo.photos import colour_photos  # noqa: E402
 from training.checks import find_shards  # noqa: E402
 from training.tiny_sd import build_tiny_pipeline  # noqa: E402
 from training.train_ropo import (  # noqa: E402

@@ -56,7 +56,7 @@ def hfaid_ingest(folder: Path, workers: int) -> float:
             [
                 sys.executable,
                 "-m",
-                "curation.cli",
+                "hfaid.cli",
                 "ingest",
                 str(folder),
                 "--catalog",

@@ -35,18 +35,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_scorers import make_pool  # noqa: E402
-from curation.score import (  # noqa: E402
+from curation.scoring.job import (  # noqa: E402
     ScoreSettings,
     ScoreWorker,
     batch_cell,
     metric_versions,
 )
-from curation.scorers import Scorer, get_scorer_spec, register_scorer  # noqa: E402
-from curation.scorers import random_weights as rw  # noqa: E402
+from curation.scoring.scorers import Scorer, get_scorer_spec, register_scorer  # noqa: E402
+from curation.scoring.scorers import random_weights as rw  # noqa: E402
 from db.catalog import Catalog  # noqa: E402
 from db.scoring import pending_scores  # noqa: E402
 
-HFAID = [sys.executable, "-m", "curation.cli"]
+HFAID = [sys.executable, "-m", "hfaid.cli"]
 LEARNED = {"musiq": rw.write_musiq, "maniqa": rw.write_maniqa}  # random weights, real size
 
 

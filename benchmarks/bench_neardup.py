@@ -16,7 +16,7 @@ import time
 import numba
 import numpy as np
 
-from curation.neardup import brute_force_pairs, near_duplicate_pairs
+from curation.stage1.neardup import brute_force_pairs, near_duplicate_pairs
 
 
 @numba.njit(parallel=True)

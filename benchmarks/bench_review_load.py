@@ -32,8 +32,8 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from curation.commands.review_cmd import APP_SCRIPT, streamlit_argv  # noqa: E402
 from db.review import current_votes, rule_violations, state_counts  # noqa: E402
+from hfaid.commands.review import APP_SCRIPT, streamlit_argv  # noqa: E402
 from tests.review_fixtures import PASSWORD, build_review_catalog  # noqa: E402
 
 CAPTION = re.compile(r"image ([0-9a-f]{12})")
@@ -178,7 +178,7 @@ def start_server(catalog: Path, port: int, log: Path, baseline: bool = False,
         app.write_text(BASELINE_APP)
         argv = [str(app) if a == str(APP_SCRIPT) else a for a in streamlit_argv("127.0.0.1", port)]
     else:
-        argv = [sys.executable, "-m", "curation.cli", "review", "--port", str(port),
+        argv = [sys.executable, "-m", "hfaid.cli", "review", "--port", str(port),
                 "--stage-input", "ingest", "--catalog", str(catalog)]
         argv += ["--prepare"] if prepare else []
     proc = subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT,

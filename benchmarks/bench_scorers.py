@@ -5,7 +5,7 @@ Usage: .venv/bin/python benchmarks/bench_scorers.py [--small] [--images N] [--me
 
 Both sides load the same random-weight checkpoint files (written here, in each model's real
 file layout and real size; tiny models with --small) and score the same JPEGs; model build time
-is excluded on both sides. The "runner" side is curation.score.ScoreWorker.process (DataLoader
+is excluded on both sides. The "runner" side is curation.scoring.job.ScoreWorker.process (DataLoader
 decode workers, size buckets, each metric's declared batch size for the device unless --batch);
 the "pyiqa" side is `pyiqa.create_metric(name, pretrained_model_path=...)` called on one file
 path at a time, which is how pyiqa is used per image. `--dtype bfloat16` runs the runner and
@@ -28,13 +28,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.sample_photos import colour_photos  # noqa: E402
-from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
-from curation.score_timing import shares  # noqa: E402
-from curation.scorers import classical, pyiqa_models  # noqa: E402
-from curation.scorers import random_weights as rw  # noqa: E402
-from curation.scorers.compat import timm_without_download  # noqa: E402
-from curation.scorers.inputs import load_for_policy  # noqa: E402
+from curation.demo.photos import colour_photos  # noqa: E402
+from curation.scoring.job import ScoreSettings, ScoreWorker  # noqa: E402
+from curation.scoring.scorers import classical, pyiqa_models  # noqa: E402
+from curation.scoring.scorers import random_weights as rw  # noqa: E402
+from curation.scoring.scorers.compat import timm_without_download  # noqa: E402
+from curation.scoring.scorers.inputs import load_for_policy  # noqa: E402
+from curation.scoring.timing import shares  # noqa: E402
 
 SIZES = [(512, 384), (384, 512), (640, 480)]
 

@@ -40,12 +40,12 @@ from benchmarks.bench_scorers import (  # noqa: E402
     max_rel_diff,
     pyiqa_metric,
 )
-from curation.score import ScoreSettings, ScoreWorker  # noqa: E402
-from curation.score_settings import ScoreConfig  # noqa: E402
-from curation.score_timing import shares  # noqa: E402
-from curation.scorers import create_scorer  # noqa: E402
-from curation.scorers import random_weights as rw  # noqa: E402
-from curation.scorers.inputs import load_for_policy  # noqa: E402
+from curation.scoring.job import ScoreSettings, ScoreWorker  # noqa: E402
+from curation.scoring.scorers import create_scorer  # noqa: E402
+from curation.scoring.scorers import random_weights as rw  # noqa: E402
+from curation.scoring.scorers.inputs import load_for_policy  # noqa: E402
+from curation.scoring.timing import shares  # noqa: E402
+from hfaid_core.settings.score import ScoreConfig  # noqa: E402
 
 METRICS = ["qalign_aesthetic", "niqe", "brisque", "maniqa", "clipiqa", "clipiqa+", "musiq"]
 AGAINST_PYIQA = ["niqe", "musiq", "maniqa"]

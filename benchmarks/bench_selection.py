@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
-HFAID = [sys.executable, "-m", "curation.cli"]
+HFAID = [sys.executable, "-m", "hfaid.cli"]
 
 # Box-Muller standard normal from DuckDB's seeded random().
 N01 = "(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))"
@@ -77,7 +77,7 @@ def timed_cli(argv: list[str]) -> tuple[float, float, str]:
     import contextlib
     import io
 
-    from curation.cli import main as hfaid_main
+    from hfaid.cli import main as hfaid_main
 
     out = io.StringIO()
     start, cpu = time.perf_counter(), time.process_time()

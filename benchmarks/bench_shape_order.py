@@ -35,12 +35,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_scorers import make_pool  # noqa: E402
-from curation.score import ScoreSettings, ScoreWorker, metric_versions  # noqa: E402
-from curation.scorers import random_weights as rw  # noqa: E402
+from curation.scoring.job import ScoreSettings, ScoreWorker, metric_versions  # noqa: E402
+from curation.scoring.scorers import random_weights as rw  # noqa: E402
 from db.catalog import Catalog  # noqa: E402
 from db.scoring import pending_scores  # noqa: E402
 
-HFAID = [sys.executable, "-m", "curation.cli"]
+HFAID = [sys.executable, "-m", "hfaid.cli"]
 COMMON_SIZES = [(4000, 3000), (6000, 4000), (1920, 1080), (4032, 3024), (2048, 1536),
                 (3000, 2000), (1600, 1200), (5472, 3648), (2560, 1440), (1280, 720),
                 (3840, 2160), (4608, 3456), (1024, 768), (2000, 1333), (6016, 4016),

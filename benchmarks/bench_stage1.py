@@ -28,8 +28,8 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).parent))
 from photo_pool import build_photo_pool  # noqa: E402
 
-from curation.clean import CleanWorker  # noqa: E402
-from curation.stage1_settings import CleanConfig  # noqa: E402
+from curation.stage1.clean import CleanWorker  # noqa: E402
+from hfaid_core.settings.stage1 import CleanConfig  # noqa: E402
 
 if TYPE_CHECKING:
     from db.catalog import Catalog
@@ -70,7 +70,7 @@ def _pool_time(fn, paths: list[str], workers: int) -> float:
 @contextlib.contextmanager
 def _ingested(paths: list[str], workers: int) -> Iterator[tuple[Path, Catalog]]:
     """A temp folder with a fresh catalog that has ingested `paths`."""
-    from curation.ingest import ingest
+    from curation.ingest.scan import ingest
     from db.catalog import Catalog
     from db.migrate import migrate
 
@@ -84,7 +84,7 @@ def _ingested(paths: list[str], workers: int) -> Iterator[tuple[Path, Catalog]]:
 
 
 def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
-    from curation.clean import clean
+    from curation.stage1.clean import clean
 
     with _ingested(paths, workers) as (_, cat):
         start = time.perf_counter()
@@ -114,7 +114,7 @@ def _command(paths: list[str], workers: int, shard_size: int) -> float:
 
 
 def main() -> None:
-    from curation.config import RunnerConfig
+    from hfaid_core.config import RunnerConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=Path, default=Path("/work/bench-data/photos-2to4mp"))

@@ -22,7 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.scorers.classical import niqe_params  # noqa: E402
+from curation.scoring.scorers.classical import niqe_params  # noqa: E402
 from tests.conftest import write_photo_pool  # noqa: E402
 
 

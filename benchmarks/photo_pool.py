@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance
 
-from curation.sample_photos import colour_photos
+from curation.demo.photos import colour_photos
 
 SIZES = [(1920, 1280), (2048, 1536), (2304, 1536), (1600, 1200), (2400, 1600), (1728, 1296)]
 

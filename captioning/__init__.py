@@ -1,1 +1,4 @@
-"""Florence-2 captioning: the captioner, caption checks, the caption job and source captions."""
+"""Florence-2 captioning: the captioner, caption checks, the caption job and source captions.
+
+May import curation/, hfaid_core/ and db/.
+"""

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from curation.errors import HfaidError
+from hfaid_core.errors import HfaidError
 
 DEFAULT_TASK = "<MORE_DETAILED_CAPTION>"
 
@@ -57,7 +57,7 @@ class CaptionResult:
 
 def model_fingerprint(model_dir: Path) -> str:
     """A short hash of the config and weight files: new weights give a new caption version."""
-    from curation.weights import fingerprint
+    from hfaid_core.weights import fingerprint
 
     files = [p for p in model_dir.iterdir()
              if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")]

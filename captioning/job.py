@@ -15,10 +15,10 @@ import pyarrow as pa
 from captioning.captioner import Captioner, GenerationSettings, load_rgb, model_fingerprint
 from captioning.checks import DEFAULT_BOILERPLATE, CheckSettings, check_caption
 from captioning.models import ModelRef
-from captioning.settings import CaptionConfig
-from curation.runner import JobStats, ShardJob, run_job
 from db.captions import RESULT_SCHEMA, flagged_to_recaption, images_to_caption, merge_caption_files
 from db.catalog import Catalog
+from hfaid_core.runner import JobStats, ShardJob, run_job
+from hfaid_core.settings.caption import CaptionConfig
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)
 

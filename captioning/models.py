@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.errors import HfaidError
+from hfaid_core.errors import HfaidError
 
 # Florence-2 checkpoints converted for transformers' native classes (no remote code).
 CHECKPOINTS = {
@@ -34,7 +34,7 @@ def register_florence_weights() -> None:
     """Register florence2-base / florence2-large with `hfaid weights` (list, fetch, verify)."""
     from functools import partial
 
-    from curation.weights import WeightSpec, register_weights
+    from hfaid_core.weights import WeightSpec, register_weights
 
     for spec_name, hub_id in CHECKPOINTS.items():
         register_weights(WeightSpec(
@@ -63,7 +63,7 @@ def resolve_model(model: str, weights_dir: Path | str | None = None) -> ModelRef
 
 
 def _require(spec_name: str, weights_dir: Path | str | None) -> Path:
-    from curation.weights import require_weights
+    from hfaid_core.weights import require_weights
 
     register_florence_weights()
     return require_weights(spec_name, weights_dir)

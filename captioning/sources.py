@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curation.errors import HfaidError
+from hfaid_core.errors import HfaidError
 
 # Keys tried, in order, in a sidecar .json (LAION/img2dataset write "caption").
 JSON_KEYS = ("caption", "text", "TEXT", "prompt", "description")

@@ -1,3 +1,4 @@
-"""hfaid curation pipeline: ingest, checks, dedup, scorers, runner, select, degrade, export."""
+"""The pipeline library, one subpackage per funnel stage: ingest, stage1, scoring, selection, ...
 
-__version__ = "0.1.0"
+It may import hfaid_core/ and db/; the command line (hfaid/) and the apps above build on it.
+"""

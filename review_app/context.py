@@ -8,13 +8,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from curation.config import Config, load_config
 from db.accounts import LoginLimiter
 from db.catalog import Catalog, default_catalog_path
 from db.review import upcoming_images
 from db.warm import InstanceKeeper
+from hfaid_core.config import Config, load_config
 from review_app.previews import Prefetcher, PreviewCache
-from review_app.settings import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE, queue_stage
+from review_app.server_env import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE, queue_stage
 
 # Fresh images built ahead: at 20 reviewers about four are handed out per second.
 PREFETCH_AHEAD = 8

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from db.errors import CatalogError
-from review_app.settings import ReviewConfig
+from hfaid_core.settings.review import ReviewConfig
 
 
 @dataclass(frozen=True)

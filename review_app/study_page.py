@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from curation.study import results
+from curation.selection.study import results
 from db.catalog import Catalog
 from db.study import list_studies, next_study_item, record_study_vote
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from curation.sample_photos import colour_photos
+from curation.demo.photos import colour_photos
 from db.catalog import Catalog
 from db.migrate import migrate
 
@@ -26,7 +26,7 @@ def catalog(tmp_path: Path) -> Catalog:
 @pytest.fixture
 def cli(capsys):
     """Run `hfaid ARGS...` in-process; returns (exit code, stdout, stderr)."""
-    from curation.cli import main
+    from hfaid.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
         code = main([str(a) for a in args])

@@ -17,7 +17,7 @@ def build_review_catalog(folder: Path, images: int, reviewers: list[str],
 
     Extra accounts copy the first one's argon2 hash (same password): hashing is slow on purpose.
     """
-    from curation.cli import main
+    from hfaid.cli import main
 
     write_photo_pool(folder / "pool", images, size=size)
     cat = Catalog(folder / "catalog.duckdb", lock_timeout_s=30)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageFilter
 
-from curation.sample_photos import colour_photos, gray_photos
+from curation.demo.photos import colour_photos, gray_photos
 
 # name -> ("ingest", error reason) | ("clean", status, reason or None)
 Expected = dict[str, tuple]

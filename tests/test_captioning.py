@@ -184,7 +184,7 @@ def test_kill_minus_nine_and_rerun_leaves_no_duplicate_captions(tiny_model, tmp_
     config = tmp_path / "c.toml"
     config.write_text("[caption]\nshard_size = 1\nbatch_size = 1\nnum_beams = 1\n"
                       "max_new_tokens = 10\n[catalog]\nlock_timeout_s = 30\n")
-    argv = [sys.executable, "-m", "curation.cli", "caption", "--model", str(tiny_model),
+    argv = [sys.executable, "-m", "hfaid.cli", "caption", "--model", str(tiny_model),
             "--catalog", str(cat.path), "--config", str(config)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     results = cat.work_dir

@@ -103,7 +103,7 @@ def _ingest(pool: Path, catalog: Path, *extra: str) -> subprocess.CompletedProce
         [
             sys.executable,
             "-m",
-            "curation.cli",
+            "hfaid.cli",
             "ingest",
             str(pool),
             "--catalog",

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from curation.score import ScoreSettings, ScoreWorker, path_items, scores_for_paths
-from curation.scorers.base import InputPolicy
-from curation.scorers.inputs import ORIENTATION, _turbo_jpeg, load_for_policy
-from curation.shm_buffers import MAX_POOLED, ReturnedBuffers, SharedBuffers, workers_footprint
+from curation.scoring.job import ScoreSettings, ScoreWorker, path_items, scores_for_paths
+from curation.scoring.scorers.base import InputPolicy
+from curation.scoring.scorers.inputs import ORIENTATION, _turbo_jpeg, load_for_policy
+from hfaid_core.shm_buffers import MAX_POOLED, ReturnedBuffers, SharedBuffers, workers_footprint
 from tests.conftest import in_small_shm, skip_without_private_shm, write_photo_pool
 
 FULL = InputPolicy(mode="full", min_side=1)
@@ -186,7 +186,7 @@ def test_decode_workers_shrink_to_what_fits_in_shared_memory_with_one_warning(tm
 _SMALL_SHM_SCRIPT = """
 import sys
 from pathlib import Path
-from curation.score import ScoreSettings, ScoreWorker, path_items
+from curation.scoring.job import ScoreSettings, ScoreWorker, path_items
 paths = sorted(Path(sys.argv[1]).glob("*.jpg"))
 worker = ScoreWorker(ScoreSettings(metrics=("brisque",), batch_size=16, decode_workers=2))
 table = worker.process(path_items(paths, ("brisque",)))
@@ -224,7 +224,7 @@ def test_a_real_24_mb_dev_shm_scores_everything_with_a_warning(tmp_path):
 _KILLED_JOB_SCRIPT = """
 import os, signal, subprocess, sys, time
 job = subprocess.Popen(
-    [sys.executable, "-m", "curation.cli", "score", "--metrics", "niqe", "--stage-input", "all",
+    [sys.executable, "-m", "hfaid.cli", "score", "--metrics", "niqe", "--stage-input", "all",
      "--device", "cpu", "--workers", "1", "--decode-workers", "2", "--catalog", sys.argv[1]],
     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
 )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curation.degrade import (
+from curation.degrade.realesrgan import (
     KERNEL_TYPES,
     DegradationConfig,
     apply_degradation,
@@ -21,7 +21,7 @@ from curation.degrade import (
     severities,
     sinc_kernel,
 )
-from curation.sample_photos import colour_photos
+from curation.demo.photos import colour_photos
 
 N = 10_000
 TOL = 0.02  # "probabilities within 2 points"

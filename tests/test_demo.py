@@ -14,7 +14,7 @@ import pytest
 def test_demo_runs_every_stage_and_prints_the_funnel(tmp_path: Path):
     demo_dir = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "curation.cli", "demo", "--dir", str(demo_dir), "--no-serve"],
+        [sys.executable, "-m", "hfaid.cli", "demo", "--dir", str(demo_dir), "--no-serve"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -26,7 +26,7 @@ def test_demo_runs_every_stage_and_prints_the_funnel(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "curation.cli",
+            "hfaid.cli",
             "funnel",
             "--json",
             "--catalog",

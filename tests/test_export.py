@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from curation.errors import HfaidError
 from curation.export.plan import sample_key
 from curation.export.run import verify_export
 from curation.export.writers import member_name
@@ -30,17 +29,18 @@ from db.images import images_passing
 from db.outcomes import write_outcomes
 from db.review import REASON_TAGS, record_vote
 from db.scores import write_scores
+from hfaid_core.errors import HfaidError
 from tests.conftest import write_photo_pool
 
 REPO = Path(__file__).resolve().parents[1]
-HFAID = [sys.executable, "-c", "import sys; from curation.cli import main; sys.exit(main())"]
+HFAID = [sys.executable, "-c", "import sys; from hfaid.cli import main; sys.exit(main())"]
 
 
 @pytest.fixture(scope="module")
 def curated_master(tmp_path_factory) -> dict:
     """10 real photos: 7 accepted by two reviewers (6 captioned, 1 flagged caption), 3 rejected,
     all scored; the shape of a catalog after review and captioning. Built once per module."""
-    from curation.cli import main
+    from hfaid.cli import main
 
     root = tmp_path_factory.mktemp("curated")
     pool = root / "pool"
@@ -299,13 +299,13 @@ def test_status_without_review_exports_demo_style(tmp_path, cli, curated):
 
 
 def _sha(path: Path) -> str:
-    from curation.ingest import content_id
+    from curation.ingest.scan import content_id
 
     return content_id(path.read_bytes())
 
 
 def test_config_sections_load(tmp_path):
-    from curation.config import load_config
+    from hfaid_core.config import load_config
 
     path = tmp_path / "c.toml"
     path.write_text('[export]\nformat = "imagefolder"\npairs = true\n'

@@ -17,11 +17,11 @@ import torch
 from conftest import in_small_shm, skip_without_private_shm, write_photo_pool
 from PIL import Image
 
-from curation.cli import main as hfaid
-from curation.sample_photos import colour_photos
-from curation.shm_buffers import shared_memory_size
+from curation.demo.photos import colour_photos
 from db.captions import image_paths, write_source_captions
 from db.catalog import Catalog
+from hfaid.cli import main as hfaid
+from hfaid_core.shm_buffers import shared_memory_size
 from training.infer import diffusers_guidance_scale, generate_images, load_pipeline
 from training.train_ropo import (
     RopoConfig,

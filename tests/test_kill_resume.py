@@ -32,7 +32,7 @@ def _ingest(pool: Path, catalog: Path, config: Path) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "curation.cli",
+            "hfaid.cli",
             "ingest",
             str(pool),
             "--catalog",

@@ -35,7 +35,7 @@ def free_port() -> int:
 def start_server(catalog_path: Path, port: int, log: Path) -> subprocess.Popen:
     """`hfaid review` as a user would start it; returns once the server answers."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "curation.cli", "review", "--port", str(port), "--stage-input",
+        [sys.executable, "-m", "hfaid.cli", "review", "--port", str(port), "--stage-input",
          "ingest", "--catalog", str(catalog_path)],
         stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         cwd=Path(__file__).resolve().parents[1],

@@ -349,7 +349,7 @@ def test_votes_survive_an_ingest_running_at_the_same_time(review_catalog, tmp_pa
     cat = review_catalog
     write_photo_pool(tmp_path / "more", 16, size=(256, 192))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "curation.cli", "ingest", str(tmp_path / "more"), "--workers", "1",
+        [sys.executable, "-m", "hfaid.cli", "ingest", str(tmp_path / "more"), "--workers", "1",
          "--catalog", str(cat.path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         cwd=Path(__file__).resolve().parents[1],

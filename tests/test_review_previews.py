@@ -8,8 +8,8 @@ import time
 import numpy as np
 from PIL import Image
 
+from hfaid_core.settings.review import ReviewConfig
 from review_app.previews import Prefetcher, PreviewCache, crop_boxes
-from review_app.settings import ReviewConfig
 from tests.conftest import write_photo_pool
 
 

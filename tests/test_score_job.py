@@ -13,10 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from curation.score import ScoreSettings, size_buckets
-from curation.scorers import random_weights as rw
-from curation.scorers.inputs import load_for_policy
-from curation.scorers.precision import cpu_has_native_bf16
+from curation.scoring.job import ScoreSettings, size_buckets
+from curation.scoring.scorers import random_weights as rw
+from curation.scoring.scorers.inputs import load_for_policy
+from curation.scoring.scorers.precision import cpu_has_native_bf16
 from db.catalog import Catalog
 from db.outcomes import write_outcomes
 from tests.conftest import write_photo_pool
@@ -171,7 +171,7 @@ def test_offline_subprocess_without_weights_exits_nonzero_naming_file_and_comman
         [
             sys.executable,
             "-m",
-            "curation.cli",
+            "hfaid.cli",
             "score",
             "--metrics",
             "maniqa",
@@ -256,8 +256,8 @@ def test_half_precision_scores_are_their_own_version(cli, catalog, tmp_path):
 def test_scoring_processes_of_one_machine_divide_its_shared_memory(monkeypatch):
     """Ray actors set HFAID_NODE_PROCESSES (accelerate/torchrun: LOCAL_WORLD_SIZE); each
     process sizes its decode workers' buffers for its share, not for all of /dev/shm."""
-    from curation.score import ScoreWorker
-    from curation.shm_buffers import shared_memory_size
+    from curation.scoring.job import ScoreWorker
+    from hfaid_core.shm_buffers import shared_memory_size
 
     total = shared_memory_size()
     if total is None:
@@ -275,8 +275,8 @@ def test_scoring_processes_of_one_machine_divide_its_shared_memory(monkeypatch):
 
 
 def test_a_worker_whose_scorer_has_another_version_than_the_job_refuses_to_start():
-    from curation.errors import HfaidError
-    from curation.score import ScoreWorker, metric_versions
+    from curation.scoring.job import ScoreWorker, metric_versions
+    from hfaid_core.errors import HfaidError
 
     settings = ScoreSettings(metrics=("niqe", "brisque"))
     versions = metric_versions(settings)
@@ -323,8 +323,8 @@ def test_metrics_sharing_a_decode_each_run_their_own_batch_size(tmp_path, monkey
     same NIQE registered with a batch of 4, each giving the scores of NIQE at batch 1."""
     import dataclasses
 
-    from curation.score import ScoreWorker, path_items
-    from curation.scorers import _SPECS, Scorer, get_scorer_spec
+    from curation.scoring.job import ScoreWorker, path_items
+    from curation.scoring.scorers import _SPECS, Scorer, get_scorer_spec
 
     batched = dataclasses.replace(get_scorer_spec("niqe"), name="niqe_by_4", cpu_batch_size=4)
     monkeypatch.setitem(_SPECS, batched.name, batched)
@@ -364,8 +364,8 @@ def test_metrics_batch_images_of_any_size_with_per_image_scores(
     """MUSIQ's tokens carry a mask and MANIQA's crops are 224 px whatever the size, so images
     of different sizes share a batch across decoded batches, each with the score it gets
     alone."""
-    from curation.score import ScoreWorker, path_items
-    from curation.scorers import Scorer, create_scorer
+    from curation.scoring.job import ScoreWorker, path_items
+    from curation.scoring.scorers import Scorer, create_scorer
 
     seen: list[tuple[str, int, bool]] = []
     launch = Scorer.launch
@@ -396,7 +396,7 @@ def test_metrics_batch_images_of_any_size_with_per_image_scores(
 def test_pending_images_of_one_96px_cell_come_together_for_niqe(cli, catalog, tmp_path):
     """With a metric that batches 96-px cells (NIQE), shapes of one cell come in one run, and
     each shape still in one run inside it, so shards hold whole cells."""
-    from curation.score import batch_cell
+    from curation.scoring.job import batch_cell
     from db.scoring import pending_scores
 
     pool = tmp_path / "pool"
@@ -430,8 +430,8 @@ def test_niqe_batches_sizes_of_one_96px_cell_with_per_image_scores(tmp_path, mon
     """NIQE reads whole 96-px blocks only, so images whose sides round down to the same
     multiples of 96 share a batch, cropped, across decoded batches; BRISQUE, which reads every
     pixel, still batches equal shapes only. Every score equals the image scored alone."""
-    from curation.score import ScoreWorker, path_items
-    from curation.scorers import Scorer, create_scorer
+    from curation.scoring.job import ScoreWorker, path_items
+    from curation.scoring.scorers import Scorer, create_scorer
 
     seen: list[tuple[str, tuple[int, ...]]] = []
     launch = Scorer.launch
@@ -464,7 +464,7 @@ def _score_proc(catalog: Path, config: Path) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "curation.cli",
+            "hfaid.cli",
             "score",
             "--metrics",
             "niqe",
@@ -543,7 +543,7 @@ def test_gpu_runner_pins_pipelines_and_scores_like_the_cpu_runner(tmp_path, monk
     """Pinned decode pieces, batches read one launch late: same rows as on CPU (fp32 both)."""
     import torch
 
-    from curation.score import scores_for_paths
+    from curation.scoring.job import scores_for_paths
 
     # cuDNN convolutions default to TF32 (10-bit mantissa): true fp32 makes this a test of the
     # runner's bookkeeping (which score lands on which image), not of TF32 rounding.
@@ -583,7 +583,7 @@ def test_an_image_that_breaks_its_batch_costs_only_itself(tmp_path):
     recorded reason. A file that cannot even be read for its size is a decode error."""
     from PIL import Image
 
-    from curation.score import scores_for_paths
+    from curation.scoring.job import scores_for_paths
 
     paths = write_photo_pool(tmp_path / "pool", 3, size=(160, 128))
     flat = tmp_path / "flat.png"
@@ -607,7 +607,7 @@ def test_an_image_that_breaks_its_batch_costs_only_itself(tmp_path):
 
 
 def test_gpu_jobs_use_the_larger_gpu_shard_size():
-    from curation.score_settings import ScoreConfig, shard_size_for
+    from hfaid_core.settings.score import ScoreConfig, shard_size_for
 
     assert shard_size_for("cuda", ScoreConfig().gpu_shard_size, 256) == 1024
     assert shard_size_for("cuda:1", 2048, 256) == 2048
@@ -618,7 +618,7 @@ def test_gpu_jobs_use_the_larger_gpu_shard_size():
 def test_decode_workers_auto_gives_a_gpu_the_host_cores():
     import os
 
-    from curation.score_settings import ScoreConfig, decode_workers_for
+    from hfaid_core.settings.score import ScoreConfig, decode_workers_for
 
     auto = ScoreConfig().decode_workers
     assert decode_workers_for("cpu", auto) == 2
@@ -629,8 +629,8 @@ def test_decode_workers_auto_gives_a_gpu_the_host_cores():
 def test_auto_decode_workers_are_resolved_by_the_worker_on_its_own_machine():
     """`-1` travels in the settings (to a Ray node, whose cores the head does not know) and the
     worker resolves it where it runs."""
-    from curation.score import ScoreWorker
-    from curation.score_settings import decode_workers_for
+    from curation.scoring.job import ScoreWorker
+    from hfaid_core.settings.score import decode_workers_for
 
     settings = ScoreSettings(metrics=("niqe",), decode_workers=-1)
     assert ScoreWorker(settings).settings.decode_workers == decode_workers_for("cpu", -1) == 2
@@ -662,7 +662,7 @@ def test_score_job_reports_where_its_model_processes_spent_their_time(
 
 
 def test_a_note_names_decoding_when_the_models_mostly_waited_for_images():
-    from curation.score_timing import bottleneck_note, shares
+    from curation.scoring.timing import bottleneck_note, shares
 
     waited = {"total": 100.0, "decode_wait": 60.0, "launch": 30.0, "result_wait": 5.0}
     note = bottleneck_note(waited, decode_workers=8)

@@ -23,7 +23,7 @@ gpus = int(sys.argv[1])
 if gpus >= 0:
     import ray
     ray.init(num_cpus=1, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
-from curation.cli import main
+from hfaid.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -77,7 +77,7 @@ def test_local_and_ray_engines_write_the_same_scores(cli, tmp_path):
 
 
 def test_actors_of_one_node_are_counted_to_share_its_shared_memory():
-    from curation.runner_ray import actors_per_node
+    from hfaid_core.runner_ray import actors_per_node
 
     gpu_node = {"CPU": 96.0, "GPU": 8.0, "object_store_memory": 2e10}
     assert actors_per_node(gpu_node, gpu=True, concurrency=16) == 8
@@ -87,7 +87,7 @@ def test_actors_of_one_node_are_counted_to_share_its_shared_memory():
 
 
 def test_ray_gpu_actors_keep_their_decode_workers_and_cpu_processes_decode_in_process():
-    from curation.score import ScoreSettings, settings_per_process
+    from curation.scoring.job import ScoreSettings, settings_per_process
 
     gpu = ScoreSettings(metrics=("clipiqa",), device="cuda", decode_workers=8)
     assert settings_per_process(gpu, 4, "ray") == gpu
@@ -102,10 +102,10 @@ _MISMATCHED_VERSION_SCRIPT = """
 import sys
 from functools import partial
 from pathlib import Path
-from curation.errors import HfaidError
-from curation.runner import ShardJob
-from curation.runner_ray import run_job_ray
-from curation.score import ScoreSettings, ScoreWorker, path_items
+from hfaid_core.errors import HfaidError
+from hfaid_core.runner import ShardJob
+from hfaid_core.runner_ray import run_job_ray
+from curation.scoring.job import ScoreSettings, ScoreWorker, path_items
 paths = sorted(Path(sys.argv[1]).glob("*.jpg"))
 settings = ScoreSettings(metrics=("niqe",), versions={"niqe": "pyiqa-0.0.1+none"})
 merged = []

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from curation.errors import HfaidError
-from curation.scorers import create_scorer, list_scorers
-from curation.scorers import random_weights as rw
-from curation.scorers.base import InputPolicy
-from curation.scorers.inputs import load_for_policy
-from curation.scorers.precision import cpu_has_native_bf16
-from curation.scorers.qalign import levels_to_score
+from curation.scoring.scorers import create_scorer, list_scorers
+from curation.scoring.scorers import random_weights as rw
+from curation.scoring.scorers.base import InputPolicy
+from curation.scoring.scorers.inputs import load_for_policy
+from curation.scoring.scorers.precision import cpu_has_native_bf16
+from curation.scoring.scorers.qalign import levels_to_score
+from hfaid_core.errors import HfaidError
 
 # pyiqa's published reference values (ResultsCalibra/results_official.csv) for the five LIVE
 # images in its wheel, and pyiqa's own tolerances (tests/test_metric_general.py TOL_DICT).
@@ -195,7 +195,7 @@ def check_bfloat16_scores(metric: str, weights: Path, device: str) -> None:
     # A bf16 head would round every score to 8 significant bits (Q-Align's float64 softmax
     # hides that, so its head is checked directly).
     if metric.startswith("qalign"):
-        from curation.scorers.qalign import load_mplug_owl2
+        from curation.scoring.scorers.qalign import load_mplug_owl2
 
         head = load_mplug_owl2(weights / "qalign", half.device, torch.bfloat16).lm_head
         seen = []
@@ -210,7 +210,7 @@ def check_bfloat16_scores(metric: str, weights: Path, device: str) -> None:
 def test_niqe_fast_gaussian_filter_matches_pyiqa_calculate_niqe():
     from pyiqa.archs.niqe_arch import calculate_niqe
 
-    from curation.scorers.classical import niqe_params
+    from curation.scoring.scorers.classical import niqe_params
 
     scorer = create_scorer("niqe", device="cpu")
     mu, cov = niqe_params()
@@ -231,7 +231,7 @@ def test_niqe_block_features_equal_pyiqas_bit_for_bit():
     from pyiqa.archs.niqe_arch import compute_feature
     from pyiqa.matlab_utils import blockproc
 
-    from curation.scorers.nss import niqe_block_features, normalize_with_gauss
+    from curation.scoring.scorers.nss import niqe_block_features, normalize_with_gauss
 
     image = load_for_policy(str(calibration_images()[0]), InputPolicy(mode="full"))
     y = image[None, :1].to(torch.float64)
@@ -251,7 +251,7 @@ def test_matlab_resize_equals_pyiqas_bit_for_bit():
     float64 input, several channels: the same values as pyiqa's unfold-based imresize."""
     from pyiqa.matlab_utils import imresize as pyiqa_imresize
 
-    from curation.scorers.matlab_resize import imresize
+    from curation.scoring.scorers.matlab_resize import imresize
 
     torch.manual_seed(1)
     for shape in [(1, 1, 768, 1056), (2, 1, 97, 131), (1, 3, 64, 48), (1, 1, 33, 29)]:
@@ -266,7 +266,7 @@ def test_matlab_resize_equals_pyiqas_bit_for_bit():
 def test_brisque_equals_pyiqas_bit_for_bit():
     from pyiqa.archs.brisque_arch import brisque
 
-    from curation.scorers.classical import brisque_model, brisque_score
+    from curation.scoring.scorers.classical import brisque_model, brisque_score
 
     model = brisque_model()
     torch.manual_seed(3)
@@ -280,7 +280,7 @@ def test_brisque_equals_pyiqas_bit_for_bit():
 
 
 def test_nearest_grid_point_search_equals_a_full_argmin():
-    from curation.scorers.nss import aggd_grid, nearest_on_grid
+    from curation.scoring.scorers.nss import aggd_grid, nearest_on_grid
 
     _, r_gam, increasing = aggd_grid(torch.float64, torch.device("cpu"))
     assert increasing
@@ -296,8 +296,8 @@ def test_nearest_grid_point_search_equals_a_full_argmin():
 def test_maniqa_skips_the_vit_blocks_it_never_reads(tmp_path):
     from pyiqa.archs.maniqa_arch import MANIQA
 
-    from curation.scorers.compat import timm_without_download
-    from curation.scorers.pyiqa_models import MANIQA_FILE, load_checkpoint
+    from curation.scoring.scorers.compat import timm_without_download
+    from curation.scoring.scorers.pyiqa_models import MANIQA_FILE, load_checkpoint
 
     arch = {**rw.TINY_ARCH["maniqa"]}
     arch["backbone"] = {**arch["backbone"], "depth": 12}  # ViT-B/8's real depth
@@ -316,7 +316,7 @@ def test_maniqa_skips_the_vit_blocks_it_never_reads(tmp_path):
 
 
 def test_batch_sizes_are_declared_per_device():
-    from curation.scorers import get_scorer_spec
+    from curation.scoring.scorers import get_scorer_spec
 
     for name in ("niqe", "brisque", "musiq", "maniqa", "clipiqa", "clipiqa+"):  # fastest on CPU
         assert get_scorer_spec(name).batch_size("cpu") == 1

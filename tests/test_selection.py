@@ -10,13 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation.config import load_config
-from curation.errors import HfaidError
-from curation.policy import stage_policy
-from curation.thresholds import roc
+from curation.selection.policy import stage_policy
+from curation.selection.thresholds import roc
 from db.catalog import Catalog
 from db.outcomes import write_outcomes
 from db.scores import write_scores
+from hfaid_core.config import load_config
+from hfaid_core.errors import HfaidError
 from tests.conftest import write_photo_pool
 
 N = 24
@@ -339,8 +339,8 @@ def test_report_is_one_self_contained_page_with_figures(scored, tmp_path: Path, 
 
 
 def test_metric_directions_match_the_scorer_registry():
-    from curation.policy import LOWER_BETTER
-    from curation.scorers import list_scorers
+    from curation.scoring.scorers import list_scorers
+    from hfaid_core.settings.policy import LOWER_BETTER
 
     specs = {s.name: s.lower_better for s in list_scorers()}
     assert set(LOWER_BETTER) <= set(specs)

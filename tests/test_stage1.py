@@ -11,10 +11,15 @@ import pytest
 from PIL import Image
 from stage1_files import build_bad_pool
 
-from curation.dedup import plan_dedup
-from curation.neardup import brute_force_pairs, group_labels, near_duplicate_pairs, popcount64
-from curation.safe_decode import DecodeReject, decode_for_measurement
-from curation.sample_photos import colour_photos
+from curation.demo.photos import colour_photos
+from curation.stage1.dedup import plan_dedup
+from curation.stage1.neardup import (
+    brute_force_pairs,
+    group_labels,
+    near_duplicate_pairs,
+    popcount64,
+)
+from curation.stage1.safe_decode import DecodeReject, decode_for_measurement
 from db.catalog import Catalog
 
 CONFIG = """\
@@ -43,7 +48,7 @@ def _outcomes(catalog: Catalog) -> dict[str, tuple]:
 
 @pytest.fixture(scope="module")
 def cleaned(tmp_path_factory) -> tuple[Path, dict, Catalog]:
-    from curation.cli import main
+    from hfaid.cli import main
 
     root = tmp_path_factory.mktemp("stage1")
     expected = build_bad_pool(root / "pool")
@@ -257,7 +262,7 @@ def test_phash_is_imagehash_phash_bit_for_bit():
     import cv2
     import imagehash
 
-    from curation.clean import _phash64
+    from curation.stage1.clean import _phash64
 
     for gray in _gray_images():
         small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA)
@@ -270,7 +275,7 @@ def test_result_table_matches_pyarrow_row_conversion():
 
     import pyarrow as pa
 
-    from curation.clean import _result_table
+    from curation.stage1.clean import _result_table
     from db.stage1 import CLEAN_RESULT_SCHEMA
 
     choices = {
@@ -305,7 +310,7 @@ def _pick(rng: np.random.Generator, values: list):
 
 
 def test_shard_plan_covers_everything_once_and_shrinks_only_with_several_workers():
-    from curation.runner import plan_shards
+    from hfaid_core.runner import plan_shards
 
     for items, size, workers in [(0, 8, 2), (1, 8, 2), (10, 8, 2), (2000, 256, 2), (997, 64, 16)]:
         plan = plan_shards(items, size, workers)

@@ -1,1 +1,4 @@
-"""The bundled RAP-SR fine-tuning (RPR + ROPO) and identifier-guided inference."""
+"""The bundled RAP-SR fine-tuning (RPR + ROPO) and identifier-guided inference.
+
+May import curation/, hfaid_core/ and db/.
+"""

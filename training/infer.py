@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from curation.errors import HfaidError
+from hfaid_core.errors import HfaidError
 
 POSITIVE_IDENTIFIER = "[X]"
 NEGATIVE_IDENTIFIER = "[V]"

@@ -6,8 +6,9 @@ Run through `hfaid finetune` (which wraps `accelerate launch`) or directly:
 
 Structured like diffusers' examples/text_to_image/train_text_to_image.py. Per sample
 (Algorithm 1 of the paper): with probability r the caption becomes "[X] " + caption on the
-clean image; otherwise "[V] " + caption on the image degraded by curation.degrade (Real-ESRGAN
-second order) and brought back to the training size; 5% of captions are left empty.
+clean image; otherwise "[V] " + caption on the image degraded by
+curation.degrade.realesrgan (Real-ESRGAN second order) and brought back to the training size;
+5% of captions are left empty.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from PIL import Image, ImageOps
 if __package__ in (None, ""):  # run as a script by `accelerate launch training/train_ropo.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.degrade import degrade  # noqa: E402
-from curation.degrade_settings import DegradationConfig  # noqa: E402
-from curation.errors import HfaidError  # noqa: E402
-from curation.shm_buffers import shared_memory_share, workers_that_fit  # noqa: E402
+from curation.degrade.realesrgan import degrade  # noqa: E402
+from hfaid_core.errors import HfaidError  # noqa: E402
+from hfaid_core.settings.degrade import DegradationConfig  # noqa: E402
+from hfaid_core.shm_buffers import shared_memory_share, workers_that_fit  # noqa: E402
 from training.checks import IMAGE_EXTS, check_shards, find_shards, resolve_pretrained  # noqa: E402
 from training.infer import (  # noqa: E402
     DEFAULT_GUIDANCE,

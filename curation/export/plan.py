@@ -8,11 +8,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from curation.errors import HfaidError
-from curation.export.settings import ExportConfig
 from db.catalog import Catalog
 from db.exports import export_inputs
 from db.stages import STAGE_ORDER
+from hfaid_core.errors import HfaidError
+from hfaid_core.settings.export import ExportConfig
 
 # --status value -> (stage, outcome status); "passed:STAGE" takes any stage that passed.
 STATUSES = {

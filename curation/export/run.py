@@ -20,9 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation.datasheet import render_datasheet
-from curation.degrade_settings import DegradationConfig
-from curation.errors import HfaidError
+from curation.export.datasheet import render_datasheet
 from curation.export.plan import Item, Plan, build_plan
 from curation.export.samples import (
     Sample,
@@ -31,7 +29,6 @@ from curation.export.samples import (
     check_resize,
     stored_extension,
 )
-from curation.export.settings import ExportConfig
 from curation.export.writers import (
     TMP_SUFFIX,
     finished_shards,
@@ -42,6 +39,9 @@ from curation.export.writers import (
 from db.catalog import Catalog
 from db.exports import record_export, score_means
 from db.outcomes import funnel
+from hfaid_core.errors import HfaidError
+from hfaid_core.settings.degrade import DegradationConfig
+from hfaid_core.settings.export import ExportConfig
 
 MARKER = ".hfaid-export.json"  # present while an export is unfinished; names its export id
 FORMATS = ("webdataset", "imagefolder")

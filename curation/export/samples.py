@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from curation.degrade_settings import DegradationConfig
-from curation.errors import HfaidError
 from curation.export.plan import FORMAT_EXT, Item
-from curation.ingest import content_id
+from curation.ingest.scan import content_id
+from hfaid_core.errors import HfaidError
+from hfaid_core.settings.degrade import DegradationConfig
 
 _RESIZE = re.compile(r"^(none|(max|short|crop):(\d+))$")
 # `{key}.lr.png`: webdataset and datasets split at the FIRST dot, so the field is "lr.png"
@@ -143,7 +143,7 @@ def _pair(image_bytes: bytes, image_id: str, opts: SampleOptions) -> tuple[bytes
     import numpy as np
     from PIL import Image
 
-    from curation.degrade import degrade, describe_degradation
+    from curation.degrade.realesrgan import degrade, describe_degradation
 
     with Image.open(io.BytesIO(image_bytes)) as im:
         rgb = np.asarray(im.convert("RGB"))

@@ -11,17 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from curation.errors import HfaidError
-from curation.policy import LOWER_BETTER, PolicyConfig
 from curation.report.montage import montage_png
 from curation.report.page import render_page
 from curation.report.plots import funnel_png, histogram_png, roc_png
-from curation.select import run_select
-from curation.thresholds import policy_snippet, roc
+from curation.selection.select import run_select
+from curation.selection.thresholds import policy_snippet, roc
 from db.catalog import Catalog
 from db.outcomes import funnel
 from db.report import paths_for, report_frame
 from db.selection import metric_names
+from hfaid_core.errors import HfaidError
+from hfaid_core.settings.policy import LOWER_BETTER, PolicyConfig
 
 # The paper's Table 3 columns, in its order.
 TABLE3 = ("maniqa", "musiq", "clipiqa", "brisque", "niqe")
@@ -167,7 +167,7 @@ def _reviewers(catalog: Catalog) -> dict[str, Any] | None:
 
 def _study(catalog: Catalog) -> dict[str, Any] | None:
     """The newest metric study's per-metric agreement, once one exists."""
-    from curation.study import results
+    from curation.selection.study import results
     from db.study import latest_study_id
 
     if latest_study_id(catalog) is None:

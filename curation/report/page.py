@@ -95,7 +95,7 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
 def render_page(sections: dict[str, Any], figures: dict[str, str], metrics: list[str]) -> str:
     """The whole report as one HTML string; `figures` maps file names to data: URIs."""
-    from curation.policy import LOWER_BETTER
+    from hfaid_core.settings.policy import LOWER_BETTER
 
     def safe(metric: str) -> str:
         return "".join(c if c.isalnum() else "_" for c in metric)

@@ -1,1 +1,0 @@
-"""CLI command modules; each registers its commands on curation.cli_app.app."""

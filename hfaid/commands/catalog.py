@@ -1,0 +1,106 @@
+"""Catalog commands: init, funnel, scores, sql, runs."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import typer
+from rich.table import Table
+
+from db.migrate import latest_version, migrate
+from db.outcomes import funnel as funnel_query
+from db.query import run_readonly_query
+from db.runs import list_runs
+from db.scores import latest_scores_wide
+from hfaid.app import app
+from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_reading, resolve
+from hfaid.output import stdout
+from hfaid.tables import print_arrow_table, write_arrow_table
+from hfaid_core.errors import HfaidError
+
+
+@app.command()
+def init(catalog: CatalogOpt = None, config: ConfigOpt = None) -> None:
+    """Create a catalog, or upgrade an existing one to the current schema in place."""
+    cat, _ = resolve(catalog, config)
+    applied = migrate(cat)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (already current)"
+    stdout.print(f"catalog {cat.path}: schema version {latest_version()}; applied {names}")
+
+
+@app.command()
+def funnel(catalog: CatalogOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Per stage: seen, passed, rejected, errors, and counts per reason."""
+    cat, _ = open_for_reading(catalog, config)
+    result = funnel_query(cat)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"funnel: {result['images']:,} images", title_justify="left")
+    for column in ("stage", "seen", "passed", "rejected", "errors", "top reasons"):
+        table.add_column(column, justify="left" if column in ("stage", "top reasons") else "right")
+    for s in result["stages"]:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in list(s["reasons"].items())[:4])
+        table.add_row(
+            s["stage"],
+            f"{s['seen']:,}",
+            f"{s['passed']:,}",
+            f"{s['rejected']:,}",
+            f"{s['errors']:,}",
+            reasons,
+        )
+    stdout.print(table)
+
+
+class ScoreFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
+@app.command()
+def scores(
+    format: Annotated[ScoreFormat, typer.Option("--format")] = ScoreFormat.jsonl,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default stdout).")
+    ] = None,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """One row per image: image_id, path and one field per metric (latest version)."""
+    cat, _ = open_for_reading(catalog, config)
+    table = latest_scores_wide(cat)
+    if format is ScoreFormat.parquet and out is None:
+        raise HfaidError("--format parquet needs --out FILE")
+    write_arrow_table(table, format.value, out)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
+    as_json: JsonOpt = False,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run a read-only query against the catalog and print the result."""
+    cat, _ = open_for_reading(catalog, config)
+    table: pa.Table = run_readonly_query(cat, query)
+    if as_json:
+        write_arrow_table(table, "jsonl", None)
+    else:
+        print_arrow_table(table)
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option(help="How many recent runs.")] = 20,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Recent runs with their status and counts."""
+    cat, _ = open_for_reading(catalog, config)
+    print_arrow_table(pa.Table.from_pylist(list_runs(cat, limit)))

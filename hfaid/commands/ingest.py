@@ -1,0 +1,68 @@
+"""`hfaid ingest SOURCE...`: add images from folders, path lists and Parquet/CSV tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curation.ingest.scan import ingest as run_ingest
+from db.images import image_counts
+from hfaid.app import app
+from hfaid.options import CatalogOpt, ConfigOpt, open_for_writing, recorded_run
+from hfaid.output import print_summary
+
+
+@app.command()
+def ingest(
+    sources: Annotated[
+        list[Path], typer.Argument(help="Folders, .txt path lists, .parquet/.csv tables.")
+    ],
+    workers: Annotated[
+        int | None, typer.Option(help="Hashing processes [default: config].")
+    ] = None,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Hash and register images; re-running skips paths whose size and mtime are unchanged."""
+    cat, cfg = open_for_writing(catalog, config)
+    before = image_counts(cat)
+    settings = {
+        "sources": [str(s) for s in sources],
+        "ingest": cfg.section("ingest"),
+        "runner": cfg.section("runner"),
+    }
+    with recorded_run(cat, "ingest", settings) as run:
+        stats, scan = run_ingest(
+            cat,
+            sources,
+            cfg.ingest.extensions,
+            cfg.ingest.path_column,
+            run.run_id,
+            workers if workers is not None else cfg.runner.workers,
+            cfg.runner.shard_size,
+        )
+        after = image_counts(cat)
+        run.counts = {
+            "candidates": scan["candidates"],
+            "skipped_unchanged": scan["skipped_unchanged"],
+            "read": stats.items,
+            "new_images": after["images"] - before["images"],
+            "path_errors": after["path_errors"],
+            "seconds": round(stats.seconds, 2),
+        }
+    print_summary(
+        f"ingest into {cat.path}",
+        {
+            "paths found": scan["candidates"],
+            "unchanged (skipped)": scan["skipped_unchanged"],
+            "read and hashed": stats.items,
+            "new images": after["images"] - before["images"],
+            "images in catalog": after["images"],
+            "paths in catalog": after["paths"],
+            "unreadable paths": after["path_errors"],
+            "seconds": stats.seconds,
+            "images/s": stats.items / stats.seconds if stats.seconds else 0.0,
+        },
+    )

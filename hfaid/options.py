@@ -1,0 +1,91 @@
+"""Options and helpers shared by every command: catalog, config, and run bookkeeping."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from db.catalog import Catalog, default_catalog_path
+from db.migrate import migrate, require_current
+from db.runs import finish_run, start_run
+from hfaid_core.config import Config, load_config
+
+CatalogOpt = Annotated[
+    Path | None,
+    typer.Option("--catalog", help="Catalog file [default: $HFAID_CATALOG or ./hfaid.duckdb]."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config (defaults: docs/CONFIG.md).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+RECORDED_PACKAGES = (
+    "hfaid",
+    "duckdb",
+    "pillow",
+    "numpy",
+    "opencv-python-headless",
+    "imagehash",
+    "torch",
+    "pyiqa",
+    "transformers",
+)
+
+
+def resolve(catalog: Path | None, config: Path | None) -> tuple[Catalog, Config]:
+    """The catalog and config a command works on."""
+    cfg = load_config(config)
+    return Catalog(catalog or default_catalog_path(), cfg.catalog.lock_timeout_s), cfg
+
+
+def open_for_writing(catalog: Path | None, config: Path | None) -> tuple[Catalog, Config]:
+    """Resolve, then create or upgrade the catalog so the command can write."""
+    cat, cfg = resolve(catalog, config)
+    migrate(cat)
+    return cat, cfg
+
+
+def open_for_reading(catalog: Path | None, config: Path | None) -> tuple[Catalog, Config]:
+    """Resolve and require an existing, fully migrated catalog."""
+    cat, cfg = resolve(catalog, config)
+    require_current(cat)
+    return cat, cfg
+
+
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the packages whose behaviour a run depends on."""
+    versions = {}
+    for name in RECORDED_PACKAGES + extra:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class RunRecord:
+    """Mutable counts a command fills in; stored when the run closes."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.counts: dict[str, Any] = {}
+
+
+@contextmanager
+def recorded_run(catalog: Catalog, command: str, config: dict[str, Any]) -> Iterator[RunRecord]:
+    """Record a run's start, and its end as done, failed or interrupted."""
+    record = RunRecord(start_run(catalog, command, config, package_versions()))
+    try:
+        yield record
+    except KeyboardInterrupt:
+        finish_run(catalog, record.run_id, "interrupted", record.counts)
+        raise
+    except BaseException:
+        finish_run(catalog, record.run_id, "failed", record.counts)
+        raise
+    finish_run(catalog, record.run_id, "done", record.counts)
