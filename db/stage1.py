@@ -19,7 +19,10 @@ CLEAN_RESULT_SCHEMA = pa.schema(
         ("notes", pa.string()),
         ("phash", pa.uint64()),
         ("laplacian_var", pa.float64()),
+        ("detail_ratio", pa.float64()),
         ("brightness", pa.float64()),
+        ("luma_p99", pa.float64()),
+        ("luma_p05", pa.float64()),
         ("entropy", pa.float64()),
         ("gray_delta", pa.float64()),
         ("short_side", pa.float64()),
@@ -27,6 +30,8 @@ CLEAN_RESULT_SCHEMA = pa.schema(
         ("gray_mode", pa.float64()),
         ("transparent_fraction", pa.float64()),
         ("n_frames", pa.float64()),
+        ("noise_sigma", pa.float64()),
+        ("blockiness", pa.float64()),
     ]
 )
 _METRIC_COLUMNS = tuple(
@@ -48,13 +53,23 @@ def images_to_measure(catalog: Catalog, version: str) -> pa.Table:
 
 
 def merge_clean_results(
-    catalog: Catalog, result_files: list[Path], run_id: int, version: str, phash_version: str
+    catalog: Catalog,
+    result_files: list[Path],
+    run_id: int,
+    version: str,
+    metric_versions: dict[str, str],
+    phash_version: str,
 ) -> int:
-    """Clean result files -> clean_decodes (replace), scores (skip present), phashes (replace)."""
+    """Clean result files -> clean_decodes (replace), scores (skip present), phashes (replace).
+
+    `version` is the decode verdict's; each measure's score row carries its own version from
+    `metric_versions` (the measurement version unless the measure has one of its own).
+    """
     if not result_files:
         return 0
     unpivot = " UNION ALL ".join(
-        f"SELECT image_id, '{m}' AS metric, {m} AS value FROM batch WHERE {m} IS NOT NULL"
+        f"SELECT image_id, '{m}' AS metric, {m} AS value, "
+        f"'{metric_versions.get(m, version)}' AS version FROM batch WHERE {m} IS NOT NULL"
         for m in _METRIC_COLUMNS
     )
     with catalog.transaction() as con:
@@ -71,10 +86,10 @@ def merge_clean_results(
         )
         con.execute(
             f"INSERT INTO scores (image_id, metric, value, version, run_id) "
-            f"SELECT u.image_id, u.metric, u.value, ?, ? FROM ({unpivot}) u "
+            f"SELECT u.image_id, u.metric, u.value, u.version, ? FROM ({unpivot}) u "
             f"WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.image_id = u.image_id "
-            f"AND s.metric = u.metric AND s.version = ?)",
-            [version, run_id, version],
+            f"AND s.metric = u.metric AND s.version = u.version)",
+            [run_id],
         )
         con.execute("DELETE FROM phashes WHERE image_id IN (SELECT image_id FROM batch)")
         con.execute(
@@ -87,14 +102,19 @@ def merge_clean_results(
     return merged
 
 
-def clean_measurements(catalog: Catalog, version: str, metrics: tuple[str, ...]) -> pa.Table:
-    """Per measured image: decode verdict, notes and one column per stage-1 metric."""
-    columns = ", ".join(f"max(s.value) FILTER (WHERE s.metric = '{m}') AS {m}" for m in metrics)
+def clean_measurements(catalog: Catalog, version: str, metrics: dict[str, str]) -> pa.Table:
+    """Per measured image: decode verdict, notes and one column per stage-1 metric, each
+    metric read at its version in `metrics` (metric -> score version)."""
+    columns = ", ".join(
+        f"max(s.value) FILTER (WHERE s.metric = '{m}' AND s.version = '{v}') AS {m}"
+        for m, v in metrics.items()
+    )
+    names = ", ".join(f"'{m}'" for m in metrics)
     with catalog.connect(read_only=True) as con:
         return con.sql(
             f"SELECT d.image_id, d.status, d.reason, d.detail, d.notes, {columns} "
-            f"FROM clean_decodes d LEFT JOIN scores s "
-            f"ON s.image_id = d.image_id AND s.version = d.version "
+            f"FROM clean_decodes d LEFT JOIN scores s ON s.image_id = d.image_id "
+            f"AND s.metric IN ({names}) "
             f"WHERE d.version = ? AND d.image_id IN (SELECT image_id FROM images) "
             f"GROUP BY ALL ORDER BY d.image_id",
             params=[version],

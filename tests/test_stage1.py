@@ -86,7 +86,7 @@ def test_notes_record_modes_icc_orientation_and_depth(cleaned):
     assert "exif_orientation=6" in found["exif_rotated.jpg"][3]
     assert "16-bit" in found["rgb_16bit.png"][3]
     assert "draft" in found["UPPER_CASE.JPG"][3]  # JPEGs are decoded at reduced size
-    assert "100.00" in found["ratio_100_1.jpg"][3]  # every failed check is listed
+    assert "aspect_ratio 100 > 2" in found["ratio_100_1.jpg"][3]  # every failed check is listed
 
 
 def test_funnel_lists_ingest_errors_and_clean_reasons(cleaned, cli):
@@ -168,8 +168,8 @@ def test_planted_near_duplicates_are_grouped_and_distinct_images_are_not(tmp_pat
     config = tmp_path / "c.toml"
     config.write_text(
         "[runner]\nworkers = 1\n[clean]\nmin_short_side = 64\nmax_aspect_ratio = 3.0\n"
-        "laplacian_min = 0\nlaplacian_max = 100000\nmin_brightness = 0\n"
-        "min_entropy = 0\n"
+        "laplacian_max = 100000\nmin_detail_ratio = 0\nmin_luma_p99 = 0\n"
+        "min_entropy = 0\nmax_blockiness = 100\nmax_noise_sigma = 1000\n"
     )
     cat = tmp_path / "c.duckdb"
     for command in (["ingest", tmp_path / "pool"], ["clean"], ["dedup"]):

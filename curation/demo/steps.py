@@ -9,13 +9,10 @@ DEMO_CONFIG = """\
 [runner]
 shard_size = 64
 
-# Stage 1 at demo scale: sub-megapixel crops are measured at full size (x1, not LSDIR's x4),
-# where planted blur stays under 10 and planted noise over 6000.
+# Stage 1 with its shipped cuts; only the size requirement is the demo's (its real-photo
+# crops are sub-megapixel).
 [clean]
 min_short_side = 128
-measure_scale = 1
-laplacian_min = 10.0
-laplacian_max = 6000.0
 
 # Selection on the metrics the demo scores (NIQE, BRISQUE); the aesthetic stage keeps its
 # default Q-Align rule, which passes everything through with a note while it is unscored.

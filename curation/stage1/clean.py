@@ -20,6 +20,9 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from curation.stage1.blockiness import BLOCKINESS_VERSION, blockiness
+from curation.stage1.cuts import CUT_BY_KEY, CUTS, cut_value, explain_rows, parse_rule
+from curation.stage1.noise import NOISE_VERSION, noise_sigma
 from curation.stage1.safe_decode import Decoded, DecodeReject, decode_for_measurement
 from db.stage1 import (
     CLEAN_RESULT_SCHEMA,
@@ -33,11 +36,15 @@ from hfaid_core.settings.stage1 import CleanConfig
 if TYPE_CHECKING:  # workers import this module; they never open the catalog (or load duckdb)
     from db.catalog import Catalog
 
-MEASURE_VERSION = "clean-1"  # bump when a measurement's definition changes
+MEASURE_VERSION = "clean-2"  # bump when a measurement's definition changes (noise and
+# blockiness too: their scores carry NOISE_VERSION / BLOCKINESS_VERSION, re-measured with it)
 PHASH_VERSION = "phash-1"  # imagehash.phash (8x8 bits) of the upright image's 32x32 luma
 MEASURED_METRICS = (
     "laplacian_var",
+    "detail_ratio",
     "brightness",
+    "luma_p99",
+    "luma_p05",
     "entropy",
     "gray_delta",
     "short_side",
@@ -45,11 +52,15 @@ MEASURED_METRICS = (
     "gray_mode",
     "transparent_fraction",
     "n_frames",
+    "noise_sigma",
+    "blockiness",
 )
+# Measures on the full-resolution band keep their own versions; the rest share measure_version.
+OWN_VERSIONS = {"noise_sigma": NOISE_VERSION, "blockiness": BLOCKINESS_VERSION}
 
 # Checks in reporting order; the first failure is the outcome's reason, the detail lists all.
 # File-level properties first, then exposure and information (a black frame is "too_dark",
-# not "grayscale" or "blurry"), then colour, then sharpness.
+# not "grayscale" or "blurry"), then colour, then sharpness, compression and noise.
 CHECK_ORDER = (
     "grayscale_mode",
     "too_small",
@@ -61,6 +72,7 @@ CHECK_ORDER = (
     "low_information",
     "grayscale",
     "blurry",
+    "blocky",
     "noisy",
 )
 
@@ -152,20 +164,25 @@ def keep_freed_memory() -> None:
 
 
 def measure(decoded: Decoded) -> dict[str, Any]:
-    """Numbers for every stage-1 check, from the upright measurement image."""
+    """Numbers for every stage-1 check, from the upright measurement image and the band."""
     rgb = decoded.rgb
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # ITU-R 601 luma, as PIL's "L"
     hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel().astype(np.float64)
     p = hist[hist > 0] / gray.size
+    cumulative = np.cumsum(hist) / gray.size
     # Per-pixel channel spread with OpenCV: numpy's reductions over a length-3 axis are slow.
     r, g, b = cv2.split(rgb)
     spread = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
     short, long = sorted((decoded.width, decoded.height))
-    # LSDIR's sharpness/noise measure: variance of the 3x3 Laplacian of the luma.
-    _, lap_std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+    lap_var = _laplacian_var(gray)
     return {
-        "laplacian_var": float(lap_std[0, 0] ** 2) if gray.size > 1 else 0.0,
+        "laplacian_var": lap_var,
+        "detail_ratio": _detail_ratio(gray, lap_var),
         "brightness": float(cv2.mean(gray)[0]),
+        # High and low percentiles, as CleanVision's dark and light scores: a night sky is not
+        # dark while its stars are bright, nor a snow field too bright while it has shadows.
+        "luma_p99": float(np.searchsorted(cumulative, 0.99)),
+        "luma_p05": float(np.searchsorted(cumulative, 0.05)),
         "entropy": float(max(0.0, -(p * np.log2(p)).sum())),
         "gray_delta": float(cv2.mean(spread)[0]),
         "short_side": float(short),
@@ -173,8 +190,33 @@ def measure(decoded: Decoded) -> dict[str, Any]:
         "gray_mode": 1.0 if decoded.gray_mode else 0.0,
         "transparent_fraction": decoded.transparent_fraction,
         "n_frames": float(decoded.n_frames),
+        "noise_sigma": noise_sigma(decoded.band),
+        "blockiness": blockiness(decoded.band),
         "phash": _phash64(gray),
     }
+
+
+def _laplacian_var(gray: np.ndarray) -> float:
+    """LSDIR's sharpness measure: variance of the 3x3 Laplacian of the luma."""
+    if gray.size <= 1:
+        return 0.0
+    _, lap_std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+    return float(lap_std[0, 0] ** 2)
+
+
+def _detail_ratio(gray: np.ndarray, lap_var: float) -> float:
+    """Laplacian variance at the measurement scale over the same one octave down (+1 each).
+
+    Natural photographs look alike across scales (their spectra fall as a power of frequency),
+    so a sharp one measures about 0.4-2 whatever its content; blur removes the finest octave
+    first and drives the ratio towards 1/16, the limit for a smooth image. The raw variance
+    also depends on how much texture the scene has (a retina scan is smooth and sharp).
+    """
+    height, width = gray.shape
+    half = cv2.resize(
+        gray, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA
+    )
+    return (lap_var + 1.0) / (_laplacian_var(half) + 1.0)
 
 
 # Rows 0-7 of the unnormalised DCT-II on 32 points, as scipy.fftpack.dct computes it.
@@ -224,21 +266,19 @@ def _result_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def decide(measured: pa.Table, cfg: CleanConfig) -> pa.Table:
-    """Outcomes (image_id, stage, status, reason, detail) from stored measurements + thresholds."""
-    cols = {
-        name: measured.column(name).to_numpy(zero_copy_only=False) for name in measured.column_names
-    }
+    """Outcomes (image_id, stage, status, reason, detail) from stored measurements + cuts."""
+    cols, ok, failed, describe = _evaluate(measured, cfg)
     n = measured.num_rows
-    status = np.where(cols["status"] == "ok", "pass", cols["status"]).astype(object)
+    status = np.where(ok, "pass", cols["status"]).astype(object)
     reason = np.array(cols["reason"], dtype=object)
     detail = np.array(cols["detail"], dtype=object)
-    ok = cols["status"] == "ok"
     failures: list[list[str]] = [[] for _ in range(n)]
-    for check, failed, describe in _checks(cols, cfg):
-        for i in np.flatnonzero(failed & ok):
-            failures[i].append(describe(i))
-            if status[i] == "pass":
-                status[i], reason[i] = "reject", check
+    for check in CHECK_ORDER:
+        for name in _CHECK_PARTS[check]:
+            for i in np.flatnonzero(failed[name] & ok):
+                failures[i].append(describe[name](i))
+                if status[i] == "pass":
+                    status[i], reason[i] = "reject", check
     for i in np.flatnonzero(ok):
         detail[i] = "; ".join(failures[i]) if failures[i] else (cols["notes"][i] or "ok")
     return pa.table(
@@ -252,63 +292,63 @@ def decide(measured: pa.Table, cfg: CleanConfig) -> pa.Table:
     )
 
 
-def _checks(cols: dict[str, np.ndarray], cfg: CleanConfig):
-    def val(name: str) -> np.ndarray:
-        return np.nan_to_num(cols[name].astype(np.float64), nan=0.0)
+def explain(measured: pa.Table, cfg: CleanConfig) -> list[dict[str, Any]]:
+    """Per cut: distribution of its measure, rule, threshold, images it fails (`--explain`)."""
+    cols, ok, failed, _ = _evaluate(measured, cfg)
+    values = {c.measure: _values(cols, c.measure) for c in CUTS}
+    return explain_rows(values, ok, cfg, {c.key: failed[c.key] & ok for c in CUTS})
 
-    lap, bright, ent = val("laplacian_var"), val("brightness"), val("entropy")
-    delta, short, aspect = val("gray_delta"), val("short_side"), val("aspect_ratio")
-    gray_mode, transp, frames = val("gray_mode"), val("transparent_fraction"), val("n_frames")
-    x = f"x{cfg.measure_scale}"
-    checks = {
-        "grayscale_mode": (gray_mode > 0, lambda i: "single-channel (grayscale) file"),
-        "grayscale": (
-            (gray_mode == 0) & (delta <= cfg.gray_tolerance),
-            lambda i: (
-                f"colour channels nearly equal (gray_delta {delta[i]:.2f} "
-                f"<= {cfg.gray_tolerance:g})"
-            ),
-        ),
-        "too_small": (
-            short < cfg.min_short_side,
-            lambda i: f"short side {short[i]:.0f} px < {cfg.min_short_side}",
-        ),
-        "aspect_ratio": (
-            aspect > cfg.max_aspect_ratio,
-            lambda i: f"aspect ratio {aspect[i]:.2f} > {cfg.max_aspect_ratio:g}",
-        ),
-        "animated": (
-            (frames > 1) & cfg.reject_animated,
-            lambda i: f"animated ({frames[i]:.0f} frames)",
-        ),
-        "transparent": (
-            transp > cfg.max_transparent_fraction,
-            lambda i: f"{transp[i]:.1%} transparent pixels > {cfg.max_transparent_fraction:.1%}",
-        ),
-        "blurry": (
-            lap < cfg.laplacian_min,
-            lambda i: f"laplacian_var {lap[i]:.1f} < {cfg.laplacian_min:g} at {x}",
-        ),
-        "noisy": (
-            lap > cfg.laplacian_max,
-            lambda i: f"laplacian_var {lap[i]:.1f} > {cfg.laplacian_max:g} at {x}",
-        ),
-        "too_dark": (
-            bright < cfg.min_brightness,
-            lambda i: f"mean brightness {bright[i]:.1f} < {cfg.min_brightness:g}",
-        ),
-        "too_bright": (
-            bright > cfg.max_brightness,
-            lambda i: f"mean brightness {bright[i]:.1f} > {cfg.max_brightness:g}",
-        ),
-        "low_information": (
-            ent < cfg.min_entropy,
-            lambda i: f"entropy {ent[i]:.2f} bits < {cfg.min_entropy:g}",
-        ),
+
+# Each check's parts: cut keys of curation.stage1.cuts, or the two checks that are flags.
+_CHECK_PARTS: dict[str, tuple[str, ...]] = {
+    check: tuple(c.key for c in CUTS if c.check == check) for check in CHECK_ORDER
+}
+_CHECK_PARTS["grayscale_mode"] = ("grayscale_mode",)
+_CHECK_PARTS["animated"] = ("animated",)
+
+
+def _values(cols: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A stored measure as float64 with NaN where it was not measured (e.g. no band)."""
+    values = cols[name]
+    if values.dtype == object:
+        values = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    values = values.astype(np.float64)
+    if name == "gray_delta":  # single-channel files are `grayscale_mode`, not measured again
+        values = np.where(_values(cols, "gray_mode") > 0, np.nan, values)
+    return values
+
+
+def _evaluate(measured: pa.Table, cfg: CleanConfig):
+    """Columns, decoded mask, per-part failure masks and per-part detail writers."""
+    cols = {
+        name: measured.column(name).to_numpy(zero_copy_only=False) for name in measured.column_names
     }
-    for name in CHECK_ORDER:
-        failed, describe = checks[name]
-        yield name, np.asarray(failed, dtype=bool), describe
+    ok = cols["status"] == "ok"
+    scale = f" at x{cfg.measure_scale}"
+    failed: dict[str, np.ndarray] = {}
+    describe: dict[str, Any] = {}
+    for cut in CUTS:
+        values = _values(cols, cut.measure)
+        threshold = cut_value(cut, cfg, values[ok])
+        failed[cut.key] = cut.fails(values, threshold) & np.isfinite(values)
+        op = {"min": "<", "min=": "<=", "max": ">"}[cut.side]
+        rule = cfg.pool.get(cut.key)
+        where = scale if cut.measure in ("laplacian_var", "detail_ratio") else ""
+        source = f" (pool {rule})" if rule else ""
+        describe[cut.key] = functools.partial(
+            _describe, cut.measure, values, f"{op} {threshold:.4g}{cut.unit}{where}{source}"
+        )
+    gray_mode = np.nan_to_num(_values(cols, "gray_mode")) > 0
+    frames = np.nan_to_num(_values(cols, "n_frames"))
+    failed["grayscale_mode"] = gray_mode
+    describe["grayscale_mode"] = lambda i: "single-channel (grayscale) file"
+    failed["animated"] = (frames > 1) & cfg.reject_animated
+    describe["animated"] = lambda i: f"animated ({frames[i]:.0f} frames)"
+    return cols, ok, failed, describe
+
+
+def _describe(measure: str, values: np.ndarray, condition: str, i: int) -> str:
+    return f"{measure} {values[i]:.4g} {condition}"
 
 
 def clean(
@@ -328,7 +368,9 @@ def clean(
             tuple(cfg.formats),
             cfg.convert_icc,
         ),
-        merge=lambda files: merge_clean_results(catalog, files, run_id, version, PHASH_VERSION),
+        merge=lambda files: merge_clean_results(
+            catalog, files, run_id, version, metric_versions(cfg), PHASH_VERSION
+        ),
         shard_size=shard_size,
         workers=workers,
         description="clean",
@@ -336,8 +378,18 @@ def clean(
         # (a forked worker hung in the test process), so clean pays the worker start-up.
     )
     stats = run_job(job)
-    outcomes = decide(clean_measurements(catalog, version, MEASURED_METRICS), cfg)
-    return stats, outcomes
+    return stats, decide(stored_measurements(catalog, cfg), cfg)
+
+
+def metric_versions(cfg: CleanConfig) -> dict[str, str]:
+    """The score version of each stage-1 measure."""
+    version = measure_version(cfg)
+    return {m: OWN_VERSIONS.get(m, version) for m in MEASURED_METRICS}
+
+
+def stored_measurements(catalog: Catalog, cfg: CleanConfig) -> pa.Table:
+    """Every measured image's decode verdict and measures at the configured versions."""
+    return clean_measurements(catalog, measure_version(cfg), metric_versions(cfg))
 
 
 def validate(cfg: CleanConfig) -> None:
@@ -352,3 +404,11 @@ def validate(cfg: CleanConfig) -> None:
         raise HfaidError("[clean] laplacian_min must not exceed laplacian_max")
     if cfg.max_aspect_ratio < 1 or math.isnan(cfg.max_aspect_ratio):
         raise HfaidError("[clean] max_aspect_ratio must be >= 1")
+    for key, rule in cfg.pool.items():
+        if key not in CUT_BY_KEY:
+            known = ", ".join(c.key for c in CUTS)
+            raise HfaidError(f"[clean.pool] {key}: not a cut; cuts are {known}")
+        try:
+            parse_rule(rule)
+        except (ValueError, TypeError) as exc:
+            raise HfaidError(f"[clean.pool] {key}: {exc}") from None

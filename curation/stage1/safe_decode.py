@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from curation.stage1.band import frame_top_band, jpeg_top_band
+
 # Magic numbers of image formats Pillow cannot decode here, so they read as "unsupported"
 # rather than "not an image".
 _FOREIGN_MAGIC = (
@@ -65,6 +67,7 @@ class Decoded:
     transparent_fraction: float  # share of pixels with alpha < 255 (0 when no alpha)
     n_frames: int
     notes: list[str] = field(default_factory=list)
+    band: np.ndarray | None = None  # full-size luma of the top rows, stored orientation
 
 
 def decode_for_measurement(
@@ -133,6 +136,7 @@ def _decode_opened(
     icc = im.info.get("icc_profile")
     target = (max(1, math.ceil(width / scale)), max(1, math.ceil(height / scale)))
     fast_rgb = _reduced_rgb_jpeg(im, data, scale, icc if convert_icc else None) if fast else None
+    band = None
     if fast_rgb is not None:
         frame, alpha, gray_mode = fast_rgb, None, False
         notes.append("draft")
@@ -154,11 +158,15 @@ def _decode_opened(
         if mode not in ("RGB",):
             notes.append(f"mode={mode}")
         frame, alpha = _to_rgb(im, icc if convert_icc else None, notes)
+        if frame.size == (width, height):  # full size before the resize: the band is free
+            band = frame_top_band(frame)
+    if band is None and fmt in ("JPEG", "MPO"):
+        band = jpeg_top_band(data)  # reduced JPEG decode: only the band at full size
     transparent = float(np.mean(alpha < 255)) if alpha is not None else 0.0
     if isinstance(frame, np.ndarray):
         if frame.shape[1::-1] == target and orientation in (None, 1):
             # The common case stays in numpy: no round trip through a PIL image.
-            return Decoded(frame, width, height, gray_mode, transparent, n_frames, notes)
+            return Decoded(frame, width, height, gray_mode, transparent, n_frames, notes, band)
         frame = Image.fromarray(frame)
     if frame.size != target:
         frame = frame.resize(target, Image.Resampling.LANCZOS)
@@ -166,7 +174,9 @@ def _decode_opened(
         frame = frame.transpose(op)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Decoded(np.asarray(frame), width, height, gray_mode, transparent, n_frames, notes)
+    return Decoded(
+        np.asarray(frame), width, height, gray_mode, transparent, n_frames, notes, band
+    )
 
 
 _CV2_REDUCED = {

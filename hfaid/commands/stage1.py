@@ -17,9 +17,23 @@ WorkersOpt = Annotated[
 ]
 
 
+ExplainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Also print, per cut, its measure's distribution, the cut and how many it fails.",
+    ),
+]
+
+
 @app.command()
-def clean(workers: WorkersOpt = None, catalog: CatalogOpt = None, config: ConfigOpt = None) -> None:
-    """Decode-check and measure ingested images once, then apply the [clean] thresholds to all."""
+def clean(
+    workers: WorkersOpt = None,
+    explain: ExplainOpt = False,
+    catalog: CatalogOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Decode-check and measure ingested images once, then apply the [clean] cuts to all."""
     from curation.stage1.clean import clean as run_clean
     from curation.stage1.clean import measure_version, validate
     from db.outcomes import write_outcomes
@@ -66,6 +80,39 @@ def clean(workers: WorkersOpt = None, catalog: CatalogOpt = None, config: Config
     rows["seconds"] = run.counts["seconds"]
     rows["images/s decoded"] = stats.items / stats.seconds if stats.seconds else 0.0
     print_summary(f"clean {cat.path}", rows)
+    if explain:
+        from curation.stage1.clean import explain as explain_cuts
+        from curation.stage1.clean import stored_measurements
+
+        _print_explain(explain_cuts(stored_measurements(cat, cfg.clean), cfg.clean))
+
+
+def _print_explain(rows: list[dict]) -> None:
+    """One line per cut: where the pool lies, where the cut is, and what it removes."""
+    from rich.table import Table
+
+    from hfaid.output import stdout
+
+    decoded = max((r["measured"] for r in rows), default=0)
+    table = Table(
+        title=f"[clean] cuts over {decoded:,} decoded images (fails: images failing the cut; "
+        "only: failing nothing else)",
+        title_justify="left",
+    )
+    for name in ("check", "cut", "rule", "fails when", "min", "p1", "p5", "median", "p95",
+                 "p99", "max", "fails", "only"):
+        table.add_column(name, justify="left" if name in ("check", "cut", "rule") else "right")
+    for r in rows:
+        table.add_row(
+            r["check"], r["cut"], r["rule"], f"{r['fails_when']} {_num(r['value'])}",
+            *(_num(r[q]) for q in ("min", "p1", "p5", "median", "p95", "p99", "max")),
+            f"{r['fails']:,}", f"{r['only']:,}",
+        )
+    stdout.print(table)
+
+
+def _num(value: float) -> str:
+    return "-" if value != value else f"{value:.4g}"  # NaN: nothing measured
 
 
 @app.command()

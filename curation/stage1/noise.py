@@ -1,0 +1,79 @@
+"""Full-resolution noise level: the wavelet MAD estimate on a few fixed crops of the top band.
+
+Donoho & Johnstone, "Ideal spatial adaptation by wavelet shrinkage", Biometrika 81(3), 1994,
+section 4.2: for Gaussian noise of standard deviation sigma, the finest diagonal (HH) detail
+coefficients of an orthonormal wavelet transform are dominated by noise, and
+sigma = median(|HH|) / 0.6745 is robust to the few large coefficients that edges leave.
+This is scikit-image's `restoration.estimate_sigma` (Daubechies-2 wavelet, exact zeros
+excluded); tests compare the two on the same crops. It is measured on the full-size pixels,
+where noise lives: the Laplacian at measure_scale averages it away.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+NOISE_VERSION = "noise-mad-db2-1"  # bump when the crops or the estimator change
+CROP = 64  # px, square crops along the top band
+N_CROPS = 4
+MIN_SIDE = 16  # smaller bands have too few coefficients for a median
+# Daubechies-2 high-pass decomposition filter (pywt.Wavelet("db2").dec_hi) reversed, as
+# correlation wants it; orthonormal, so white noise keeps its sigma in the HH band.
+_DB2_HI = np.array(
+    [-0.12940952255126037, -0.2241438680420134, 0.8365163037378079, -0.48296291314453416],
+    dtype=np.float32,
+)
+_MAD_TO_SIGMA = 0.6744897501960817  # scipy.stats.norm.ppf(0.75)
+_ZERO = 1e-3  # coefficients of integer pixels are 0 or far above this
+
+
+def crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, bottom, right) of the fixed crops: N_CROPS squares spread over the band's
+    width at 8-pixel-aligned offsets (fewer when the band is narrow)."""
+    side = min(CROP, height, width)
+    if side < MIN_SIDE:
+        return []
+    count = max(1, min(N_CROPS, width // side))
+    span = width - side
+    lefts = sorted({(span * k // max(1, count - 1)) // 8 * 8 for k in range(count)})
+    return [(0, left, side, left + side) for left in lefts]
+
+
+def hh_coefficients(crop: np.ndarray) -> np.ndarray:
+    """The db2 level-1 diagonal detail coefficients of a crop (as pywt.dwt2's cD, with
+    symmetric extension; coefficients of the full-length output)."""
+    image = crop.astype(np.float32)
+    pad = len(_DB2_HI) - 1
+    # pywt's "symmetric" mode repeats the edge sample (cv2's BORDER_REFLECT).
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    filtered = cv2.sepFilter2D(
+        padded, cv2.CV_32F, _DB2_HI, _DB2_HI, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT
+    )
+    # Output k of pywt's dwt is the filter over padded samples 2k+1 .. 2k+4.
+    rows = (image.shape[0] + pad) // 2
+    cols = (image.shape[1] + pad) // 2
+    return filtered[1 : 1 + 2 * rows : 2, 1 : 1 + 2 * cols : 2]
+
+
+def crop_sigma(crop: np.ndarray) -> float:
+    """Donoho's MAD noise sigma of one crop (0-255 units), exact zeros masked out."""
+    detail = hh_coefficients(crop)
+    detail = detail[np.abs(detail) > _ZERO]  # float32 rounding leaves ~1e-6 for exact zeros
+    if detail.size == 0:
+        return 0.0
+    return float(np.median(np.abs(detail)) / _MAD_TO_SIGMA)
+
+
+def noise_sigma(band: np.ndarray | None) -> float | None:
+    """The image's noise sigma: the lowest of its crops' estimates; None without a band.
+
+    Noise is spread evenly over a photo, texture is not: fine texture (foliage, fur, falling
+    snow) raises a crop's estimate, so the least textured crop is the closest to the noise.
+    """
+    if band is None:
+        return None
+    boxes = crop_boxes(*band.shape[:2])
+    if not boxes:
+        return None
+    return min(crop_sigma(band[top:bottom, left:right]) for top, left, bottom, right in boxes)
