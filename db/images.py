@@ -56,11 +56,17 @@ def merge_ingest_results(catalog: Catalog, result_files: list[Path], run_id: int
 
 def image_counts(catalog: Catalog) -> dict[str, int]:
     with catalog.connect(read_only=True) as con:
-        images, paths, errors = con.execute(
+        images, paths, errors, duplicates = con.execute(
             "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM paths), "
-            "(SELECT count(*) FROM paths WHERE error IS NOT NULL)"
+            "(SELECT count(*) FROM paths WHERE error IS NOT NULL), "
+            "(SELECT count(*) FROM ingest_outcomes WHERE reason = 'exact_duplicate')"
         ).fetchone()
-    return {"images": images, "paths": paths, "path_errors": errors}
+    return {
+        "images": images,
+        "paths": paths,
+        "path_errors": errors,
+        "exact_duplicates": duplicates,  # paths holding the same bytes as a kept path
+    }
 
 
 def passing_join(stage: str | None) -> tuple[str, list]:

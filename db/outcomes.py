@@ -43,24 +43,16 @@ def funnel(catalog: Catalog) -> dict[str, Any]:
     """Per stage: seen, passed, rejected, errors and counts per reason, in pipeline order."""
     with catalog.connect(read_only=True) as con:
         images = con.execute("SELECT count(*) FROM images").fetchone()[0]
-        ingest = con.execute("SELECT count(*), count(image_id), count(error) FROM paths").fetchone()
-        ingest_reasons = con.execute(
-            "SELECT error, count(*) FROM paths WHERE error IS NOT NULL "
-            "GROUP BY error ORDER BY 2 DESC"
+        # Per path: read errors, exact (byte-identical) duplicates, passes (0010's view).
+        ingest_rows = con.execute(
+            "SELECT 'ingest', status, coalesce(reason, ''), count(*) FROM ingest_outcomes "
+            "GROUP BY ALL"
         ).fetchall()
         rows = con.execute(
             "SELECT stage, status, coalesce(reason, ''), count(*) FROM stage_outcomes GROUP BY ALL"
         ).fetchall()
     stages: dict[str, dict[str, Any]] = {}
-    if ingest[0]:
-        stages["ingest"] = {
-            "stage": "ingest",
-            "seen": ingest[0],
-            "passed": ingest[1],
-            "rejected": 0,
-            "errors": ingest[2],
-            "reasons": dict(ingest_reasons),
-        }
+    rows = ingest_rows + rows
     for stage, status, reason, count in rows:
         entry = stages.setdefault(
             stage,

@@ -13,7 +13,7 @@ import numpy as np
 
 from curation.report.montage import montage_png
 from curation.report.page import render_page
-from curation.report.plots import funnel_png, histogram_png, roc_png
+from curation.report.plots import funnel_png, histogram_png, roc_png, stage1_histogram_png
 from curation.selection.select import run_select
 from curation.selection.thresholds import policy_snippet, roc
 from db.catalog import Catalog
@@ -28,8 +28,14 @@ TABLE3 = ("maniqa", "musiq", "clipiqa", "brisque", "niqe")
 MONTAGE_N = 8
 
 
-def build_report(catalog: Catalog, policy: PolicyConfig, out: Path) -> dict[str, Any]:
-    """Write out/report.html (self-contained) and out/*.png; returns what was written."""
+def build_report(
+    catalog: Catalog, policy: PolicyConfig, out: Path, stage1: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write out/report.html (self-contained) and out/*.png; returns what was written.
+
+    `stage1` is stage 1's view of the pool (curation.stage1.clean.pool_view): its measures
+    are drawn with their [clean] cuts in their own section, not among the scoring metrics.
+    """
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -44,8 +50,10 @@ def build_report(catalog: Catalog, policy: PolicyConfig, out: Path) -> dict[str,
     figures["funnel.png"] = funnel_png(stages)
     sections["funnel"] = counts
 
-    metrics = metric_names(catalog)
+    stage1_measures = set(stage1["measures"]) if stage1 else set()
+    metrics = [m for m in metric_names(catalog) if m not in stage1_measures]
     frame = report_frame(catalog, metrics)
+    sections["stage1"] = _stage1_figures(stage1, figures) if stage1 else []
     cuts = _stage_cuts(catalog, policy)
     sections["cuts"] = cuts
     shown = [m for m in metrics if m in LOWER_BETTER] + [
@@ -80,6 +88,19 @@ def build_report(catalog: Catalog, policy: PolicyConfig, out: Path) -> dict[str,
     page = out / "report.html"
     page.write_text(render_page(sections, inline, shown), encoding="utf-8")
     return {"html": page, "figures": sorted(figures), "metrics": shown}
+
+
+def _stage1_figures(stage1: dict[str, Any], figures: dict[str, bytes]) -> list[dict]:
+    """One histogram per [clean] cut, from stored measurements (nothing is decoded)."""
+    shown = []
+    for cut in stage1["cuts"]:
+        values = stage1["values"][cut["measure"]]
+        if not np.isfinite(values).any():
+            continue
+        name = f"stage1_{_safe(cut['cut'])}.png"
+        figures[name] = stage1_histogram_png(cut, values, stage1["log"][cut["measure"]])
+        shown.append({**cut, "figure": name})
+    return shown
 
 
 def _safe(metric: str) -> str:

@@ -44,6 +44,11 @@ _TEMPLATE = """<!doctype html>
 {% else %}<p>No Table 3 metric (maniqa, musiq, clipiqa, brisque, niqe) has been scored yet.</p>{% endif %}
 </section>
 
+{% if s.stage1 %}<section id="stage1"><h2>Stage 1 measures and their [clean] cuts</h2>
+<p class="muted">Every decoded image's stored measurement; dashed line: the cut (absolute or from the pool, <code>[clean.pool]</code>); `fails` counts images failing that cut. <code>hfaid clean --explain</code> prints the same as a table.</p>
+<div class="grid">{% for c in s.stage1 %}<img alt="stage 1 {{ c.cut }}" src="{{ fig[c.figure] }}">{% endfor %}</div>
+</section>{% endif %}
+
 <section id="histograms"><h2>Metric distributions and thresholds</h2>
 <p class="muted">Dashed lines: the thresholds each selection stage resolves to under the current policy.</p>
 <div class="grid">{% for m in metrics %}<img alt="histogram {{ m }}" src="{{ fig['hist_' ~ safe(m) ~ '.png'] }}">{% endfor %}</div>

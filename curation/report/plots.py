@@ -57,6 +57,30 @@ def histogram_png(metric: str, values: np.ndarray, lower_better: bool | None,
     return _png(fig)
 
 
+def stage1_histogram_png(cut: dict, values: np.ndarray, log: bool) -> bytes:
+    """One stage-1 measure over the decoded pool, with its [clean] cut and how many it fails."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    finite = values[np.isfinite(values)]
+    cut_at = cut["value"]
+    if log:  # variances and ratios spread over decades: log bins, zeros at the floor
+        floor = max(float(finite[finite > 0].min()) if (finite > 0).any() else 1e-3, 1e-3)
+        finite = np.maximum(finite, floor)
+        top = max(float(finite.max()) if finite.size else floor, floor * 10)
+        bins = np.geomspace(floor, top * 1.0001, 61)
+        ax.set_xscale("log")
+    else:
+        bins = 60
+    ax.hist(finite, bins=bins, color="#4c72b0", alpha=0.85)
+    if math.isfinite(cut_at) and not (log and cut_at <= 0):
+        ax.axvline(cut_at, color="#d62728", lw=1.8, ls="--",
+                   label=f"{cut['check']} {cut['fails_when']} {cut_at:.4g} ({cut['rule']})")
+        ax.legend(fontsize=8)
+    ax.set_title(f"{cut['measure']} [{cut['cut']}], n={finite.size:,}, fails {cut['fails']:,}",
+                 fontsize=9)
+    ax.tick_params(labelsize=8)
+    return _png(fig)
+
+
 def roc_png(curves: list[dict]) -> bytes:
     """ROC of each metric's score against the human accept label."""
     fig, ax = plt.subplots(figsize=(4.6, 4.2))

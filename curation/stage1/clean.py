@@ -299,6 +299,18 @@ def explain(measured: pa.Table, cfg: CleanConfig) -> list[dict[str, Any]]:
     return explain_rows(values, ok, cfg, {c.key: failed[c.key] & ok for c in CUTS})
 
 
+def pool_view(measured: pa.Table, cfg: CleanConfig) -> dict[str, Any]:
+    """What the report draws: the explain rows, each cut measure's values over decoded images,
+    and whether it is read on a log scale."""
+    cols, ok, _, _ = _evaluate(measured, cfg)
+    return {
+        "cuts": explain(measured, cfg),
+        "values": {c.measure: _values(cols, c.measure)[ok] for c in CUTS},
+        "log": {c.measure: c.log for c in CUTS},
+        "measures": MEASURED_METRICS,  # every stored stage-1 score, cut or not
+    }
+
+
 # Each check's parts: cut keys of curation.stage1.cuts, or the two checks that are flags.
 _CHECK_PARTS: dict[str, tuple[str, ...]] = {
     check: tuple(c.key for c in CUTS if c.check == check) for check in CHECK_ORDER

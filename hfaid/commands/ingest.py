@@ -50,6 +50,7 @@ def ingest(
             "read": stats.items,
             "new_images": after["images"] - before["images"],
             "path_errors": after["path_errors"],
+            "exact_duplicates": after["exact_duplicates"],
             "seconds": round(stats.seconds, 2),
         }
     print_summary(
@@ -62,6 +63,7 @@ def ingest(
             "images in catalog": after["images"],
             "paths in catalog": after["paths"],
             "unreadable paths": after["path_errors"],
+            "exact duplicates (byte-identical paths)": after["exact_duplicates"],
             "seconds": stats.seconds,
             "images/s": stats.items / stats.seconds if stats.seconds else 0.0,
         },

@@ -22,10 +22,13 @@ def report(
     """Funnel, metric histograms with thresholds, best/worst montages, Table-3 comparison,
     reviewer statistics and thresholds learned from votes."""
     from curation.report.build import build_report  # matplotlib: only when a report is made
+    from curation.stage1.clean import pool_view, stored_measurements
 
     cat, cfg = open_for_reading(catalog, config)
     start = time.perf_counter()
-    written = build_report(cat, cfg.policy, out)
+    measured = stored_measurements(cat, cfg.clean)
+    stage1 = pool_view(measured, cfg.clean) if measured.num_rows else None
+    written = build_report(cat, cfg.policy, out, stage1)
     print_summary(f"report in {out}", {
         "page": str(written["html"]),
         "figures": len(written["figures"]),
