@@ -1,4 +1,4 @@
-"""Stage-1 tables: clean measurements (decodes, scores, pHashes) and near-duplicate groups."""
+"""Stage-1 tables: clean measurements (decodes, scores, pHashes), embeddings, duplicate groups."""
 
 from __future__ import annotations
 
@@ -137,6 +137,70 @@ def dedup_candidates(catalog: Catalog, version: str, phash_version: str) -> pa.T
         ).to_arrow_table()
 
 
+_CLEAN_PASSED = (
+    "SELECT o.image_id FROM stage_outcomes o WHERE o.stage = 'clean' AND o.status = 'pass'"
+)
+
+
+def images_to_embed(catalog: Catalog, model: str, version: str) -> pa.Table:
+    """image_id, path of clean-passed images without an embedding from (model, version)."""
+    with catalog.connect(read_only=True) as con:
+        return con.sql(
+            f"SELECT ip.image_id, ip.path FROM image_paths ip "
+            f"WHERE ip.image_id IN ({_CLEAN_PASSED}) AND NOT EXISTS (SELECT 1 FROM embeddings e "
+            f"WHERE e.image_id = ip.image_id AND e.model = ? AND e.version = ?) "
+            f"ORDER BY ip.image_id",
+            params=[model, version],
+        ).to_arrow_table()
+
+
+def merge_embeddings(
+    catalog: Catalog, result_files: list[Path], run_id: int, model: str, version: str
+) -> int:
+    """Embedding result files -> embeddings (replace per image); rows with an error are
+    counted but stored nowhere: the image is embedded again next run."""
+    if not result_files:
+        return 0
+    with catalog.transaction() as con:
+        con.execute(
+            "CREATE TEMP TABLE batch AS SELECT DISTINCT ON (image_id) * FROM read_parquet(?) "
+            "ORDER BY image_id",
+            [[str(f) for f in result_files]],
+        )
+        con.execute(
+            "DELETE FROM embeddings WHERE model = ? AND version = ? "
+            "AND image_id IN (SELECT image_id FROM batch WHERE vector IS NOT NULL)",
+            [model, version],
+        )
+        con.execute(
+            "INSERT INTO embeddings (image_id, model, version, vector, run_id) "
+            "SELECT image_id, ?, ?, vector, ? FROM batch WHERE vector IS NOT NULL",
+            [model, version, run_id],
+        )
+        merged = con.execute("SELECT count(*) FROM batch").fetchone()[0]
+        con.execute("DROP TABLE batch")
+    return merged
+
+
+def embedding_candidates(
+    catalog: Catalog, model: str, version: str, measure_version: str
+) -> pa.Table:
+    """image_id, vector, pixels, laplacian_var of clean-passed images; vector NULL when the
+    image could not be embedded."""
+    with catalog.connect(read_only=True) as con:
+        return con.sql(
+            "SELECT o.image_id, e.vector, "
+            "CAST(i.width AS BIGINT) * CAST(i.height AS BIGINT) AS pixels, "
+            "coalesce(s.value, 0.0) AS laplacian_var "
+            "FROM stage_outcomes o JOIN images i USING (image_id) "
+            "LEFT JOIN embeddings e ON e.image_id = o.image_id AND e.model = ? AND e.version = ? "
+            "LEFT JOIN scores s ON s.image_id = o.image_id AND s.metric = 'laplacian_var' "
+            "AND s.version = ? "
+            "WHERE o.stage = 'clean' AND o.status = 'pass' ORDER BY o.image_id",
+            params=[model, version, measure_version],
+        ).to_arrow_table()
+
+
 def clean_passed_without_hash(catalog: Catalog, phash_version: str) -> int:
     """How many clean-passed images lack a pHash (they must be measured by `hfaid clean`)."""
     with catalog.connect(read_only=True) as con:
@@ -160,8 +224,8 @@ def replace_dedup(catalog: Catalog, groups: pa.Table, outcomes: pa.Table, run_id
         con.execute("DELETE FROM near_duplicates")
         con.execute(
             "INSERT INTO near_duplicates (image_id, representative, group_size, distance, "
-            "max_distance, run_id) SELECT image_id, representative, group_size, distance, "
-            "max_distance, ? FROM incoming_groups",
+            "max_distance, method, similarity, run_id) SELECT image_id, representative, "
+            "group_size, distance, max_distance, method, similarity, ? FROM incoming_groups",
             [run_id],
         )
         con.execute("DELETE FROM stage_outcomes WHERE stage = 'dedup'")

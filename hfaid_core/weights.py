@@ -16,6 +16,7 @@ from hfaid_core.errors import HfaidError
 WEIGHT_PROVIDERS: tuple[tuple[str, str | None], ...] = (
     ("curation.scoring.scorers", None),
     ("captioning.models", "register_florence_weights"),
+    ("curation.stage1.embed", "register_embedding_weights"),
 )
 
 # Files above this size are fingerprinted by size plus their first and last MiB (hashing 15 GB

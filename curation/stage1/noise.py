@@ -18,6 +18,7 @@ NOISE_VERSION = "noise-mad-db2-1"  # bump when the crops or the estimator change
 CROP = 64  # px, square crops along the top band
 N_CROPS = 4
 MIN_SIDE = 16  # smaller bands have too few coefficients for a median
+MAX_CLIPPED = 0.05  # share of a crop's pixels at 0 or 255 above which it is left out
 # Daubechies-2 high-pass decomposition filter (pywt.Wavelet("db2").dec_hi) reversed, as
 # correlation wants it; orthonormal, so white noise keeps its sigma in the HH band.
 _DB2_HI = np.array(
@@ -71,9 +72,20 @@ def noise_sigma(band: np.ndarray | None) -> float | None:
     Noise is spread evenly over a photo, texture is not: fine texture (foliage, fur, falling
     snow) raises a crop's estimate, so the least textured crop is the closest to the noise.
     """
+    crops = measured_crops(band)
+    return min(crop_sigma(crop) for crop in crops) if crops else None
+
+
+def measured_crops(band: np.ndarray | None) -> list[np.ndarray]:
+    """The fixed crops that carry a noise measurement: those not clipped at black or white.
+
+    Noise cannot be seen where the signal is clipped (a night sky at 0, a blown sky at 255:
+    half the noise is cut off), so crops with more than MAX_CLIPPED of their pixels at 0 or
+    255 are left out, unless every crop is clipped.
+    """
     if band is None:
-        return None
-    boxes = crop_boxes(*band.shape[:2])
-    if not boxes:
-        return None
-    return min(crop_sigma(band[top:bottom, left:right]) for top, left, bottom, right in boxes)
+        return []
+    crops = [band[t:b, lo:hi] for t, lo, b, hi in crop_boxes(*band.shape[:2])]
+    clipped = [np.count_nonzero((c == 0) | (c == 255)) / c.size for c in crops]
+    unclipped = [c for c, share in zip(crops, clipped, strict=True) if share <= MAX_CLIPPED]
+    return unclipped or crops

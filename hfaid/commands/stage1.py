@@ -1,4 +1,5 @@
-"""`hfaid clean` (decode check and stage-1 measurements) and `hfaid dedup` (pHash groups)."""
+"""`hfaid clean` (decode check, stage-1 measurements, `--explain`) and `hfaid dedup` (pHash or
+embedding groups)."""
 
 from __future__ import annotations
 
@@ -121,26 +122,54 @@ def dedup(
         int | None,
         typer.Option(
             "--max-distance",
-            help="Hamming distance for near-duplicates [default: [dedup] max_distance].",
+            help="Hamming distance for pHash near-duplicates [default: [dedup] max_distance].",
         ),
     ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", help="phash | embedding [default: [dedup] method]."),
+    ] = None,
+    min_cosine: Annotated[
+        float | None,
+        typer.Option(
+            "--min-cosine",
+            help="Embedding cosine for near-duplicates [default: [dedup] min_cosine].",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="Embedding model device [default: [dedup] device].")
+    ] = None,
+    workers: WorkersOpt = None,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Group near-duplicate pHashes among clean-passed images; keep one per group."""
+    """Group near-duplicates among clean-passed images (pHash, or image embeddings with
+    --method embedding); keep one per group."""
+    cat, cfg = open_for_writing(catalog, config)
+    chosen = method or cfg.dedup.method
+    if chosen == "phash":
+        _dedup_phash(cat, cfg, cfg.dedup.max_distance if max_distance is None else max_distance)
+    elif chosen == "embedding":
+        cosine = cfg.dedup.min_cosine if min_cosine is None else min_cosine
+        if not 0.0 < cosine <= 1.0:
+            raise HfaidError(f"--min-cosine must be in (0, 1], got {cosine}")
+        _dedup_embedding(cat, cfg, cosine, device or cfg.dedup.device, workers)
+    else:
+        raise HfaidError(f"--method must be phash or embedding, got {chosen!r}")
+
+
+def _dedup_phash(cat, cfg, k: int) -> None:
     from curation.stage1.clean import PHASH_VERSION, measure_version
     from curation.stage1.dedup import plan_dedup
     from db.stage1 import clean_passed_without_hash, dedup_candidates, replace_dedup
 
-    cat, cfg = open_for_writing(catalog, config)
-    k = cfg.dedup.max_distance if max_distance is None else max_distance
     if not 0 <= k <= 31:
         raise HfaidError(f"--max-distance must be between 0 and 31, got {k}")
     missing = clean_passed_without_hash(cat, PHASH_VERSION)
     if missing:
         raise HfaidError(f"{missing} clean-passed image(s) have no pHash; run `hfaid clean` first")
     settings = {
-        "dedup": {**cfg.section("dedup"), "max_distance": k},
+        "dedup": {**cfg.section("dedup"), "method": "phash", "max_distance": k},
         "phash_version": PHASH_VERSION,
     }
     with recorded_run(cat, "dedup", settings) as run:
@@ -150,14 +179,86 @@ def dedup(
         replace_dedup(cat, groups, outcomes, run.run_id)
         counts["seconds"] = round(time.perf_counter() - started, 2)
         run.counts = counts
-    print_summary(
-        f"dedup {cat.path} (pHash distance <= {k})",
-        {
-            "clean-passed images": counts["images"],
-            "pairs within distance": counts["pairs_within_k"],
-            "near-duplicate groups": counts["groups"],
-            "kept": counts["kept"],
-            "rejected as near-duplicates": counts["rejected"],
-            "seconds": counts["seconds"],
-        },
+    _print_dedup(cat, f"pHash distance <= {k}", counts)
+
+
+def _dedup_embedding(cat, cfg, min_cosine: float, device: str, workers: int | None) -> None:
+    import functools
+
+    from curation.stage1.clean import measure_version
+    from curation.stage1.embed import EMBED_VERSION, EmbedWorker, model_folder, resolve_device
+    from db.stage1 import embedding_candidates, images_to_embed, merge_embeddings, replace_dedup
+    from hfaid_core.runner import ShardJob, run_job
+
+    model = cfg.dedup.embedding_model
+    folder = model_folder(model, cfg.weights.dir)
+    device = resolve_device(device)
+    settings = {
+        "dedup": {**cfg.section("dedup"), "method": "embedding", "min_cosine": min_cosine,
+                  "device": device},
+        "embedding_version": EMBED_VERSION,
+    }
+    with recorded_run(cat, "dedup", settings) as run:
+        job = ShardJob(
+            name=f"embed-{model.replace('/', '_')}-{EMBED_VERSION}",
+            work_dir=cat.work_dir,
+            pending=lambda: images_to_embed(cat, model, EMBED_VERSION),
+            worker_factory=functools.partial(
+                EmbedWorker, str(folder), device, cfg.dedup.batch_size
+            ),
+            merge=lambda files: merge_embeddings(cat, files, run.run_id, model, EMBED_VERSION),
+            shard_size=cfg.runner.shard_size,
+            # One model per process: in this process unless asked (a GPU holds one copy).
+            workers=workers if workers is not None else 1,
+            description="embed",
+        )
+        stats = run_job(job)
+        started = time.perf_counter()
+        candidates = embedding_candidates(cat, model, EMBED_VERSION, measure_version(cfg.clean))
+        groups, outcomes, counts = _plan_embedded(candidates, min_cosine, device)
+        replace_dedup(cat, groups, outcomes, run.run_id)
+        counts["embedded_now"] = stats.items
+        counts["seconds"] = round(stats.seconds + time.perf_counter() - started, 2)
+        run.counts = counts
+    _print_dedup(cat, f"embedding cosine >= {min_cosine:g}, {model}", counts)
+
+
+def _plan_embedded(candidates, min_cosine: float, device: str):
+    """Dedup plan over embedded images; an image that could not be embedded gets an error."""
+    import numpy as np
+    import pyarrow as pa
+
+    from curation.stage1.dedup import plan_embedding_dedup
+
+    has = np.array([v is not None for v in candidates.column("vector").to_pylist()], bool)
+    embedded = candidates.filter(pa.array(has))
+    vectors = (
+        np.array(embedded.column("vector").to_pylist(), np.float32)
+        if embedded.num_rows
+        else np.zeros((0, 1), np.float32)
     )
+    groups, outcomes, counts = plan_embedding_dedup(embedded, vectors, min_cosine, device)
+    missing = candidates.filter(pa.array(~has)).column("image_id").to_pylist()
+    if missing:
+        outcomes = pa.concat_tables([outcomes, pa.table(
+            {"image_id": missing, "status": ["error"] * len(missing),
+             "reason": ["not_embedded"] * len(missing),
+             "detail": ["the image could not be embedded; re-run to retry"] * len(missing)},
+            schema=outcomes.schema)])
+    counts["not_embedded"] = len(missing)
+    return groups, outcomes, counts
+
+
+def _print_dedup(cat, what: str, counts: dict) -> None:
+    rows = {
+        "clean-passed images": counts["images"] + counts.get("not_embedded", 0),
+        "pairs within distance": counts["pairs_within_k"],
+        "near-duplicate groups": counts["groups"],
+        "kept": counts["kept"],
+        "rejected as near-duplicates": counts["rejected"],
+    }
+    if "embedded_now" in counts:
+        rows["embedded now"] = counts["embedded_now"]
+        rows["could not be embedded (error)"] = counts["not_embedded"]
+    rows["seconds"] = counts["seconds"]
+    print_summary(f"dedup {cat.path} ({what})", rows)

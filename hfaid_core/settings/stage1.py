@@ -20,9 +20,9 @@ class CleanConfig:
     max_aspect_ratio: float = 2.0  # long side / short side (LSDIR: 2.0)
     min_detail_ratio: float = 0.25  # Laplacian variance at measure_scale / one octave down
     laplacian_min: float = 0.0  # Laplacian variance at measure_scale; 0 = off (LSDIR: 150 at x4)
-    laplacian_max: float = 8000.0  # above = noisy (LSDIR: 8000 at x4)
+    laplacian_max: float = float("inf")  # above = noisy; inf = off (LSDIR: 8000 at x4)
     max_noise_sigma: float = 8.0  # full-resolution noise sigma, 0-255 luma units
-    max_blockiness: float = 1.55  # 8x8 block-edge steps over other offsets; clean ~0.8-1.4
+    max_blockiness: float = 1.5  # 8x8 block-edge steps over other offsets; clean ~0.8-1.4
     min_luma_p99: float = 40.0  # 99th-percentile luma; below = too_dark (near-black frame)
     max_luma_p05: float = 225.0  # 5th-percentile luma; above = too_bright (washed out)
     min_entropy: float = 4.0  # bits, 256-bin luma histogram; below = low_information
