@@ -3,13 +3,14 @@ embedding groups)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated
 
 import typer
 
 from hfaid.app import app
-from hfaid.options import CatalogOpt, ConfigOpt, open_for_writing, recorded_run
+from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
 from hfaid.output import print_summary
 from hfaid_core.errors import HfaidError
 
@@ -31,6 +32,7 @@ ExplainOpt = Annotated[
 def clean(
     workers: WorkersOpt = None,
     explain: ExplainOpt = False,
+    as_json: JsonOpt = False,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -80,12 +82,19 @@ def clean(
     rows.update({f"  {r}": n for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])})
     rows["seconds"] = run.counts["seconds"]
     rows["images/s decoded"] = stats.items / stats.seconds if stats.seconds else 0.0
-    print_summary(f"clean {cat.path}", rows)
+    cuts = None
     if explain:
         from curation.stage1.clean import explain as explain_cuts
         from curation.stage1.clean import stored_measurements
 
-        _print_explain(explain_cuts(stored_measurements(cat, cfg.clean), cfg.clean))
+        cuts = explain_cuts(stored_measurements(cat, cfg.clean), cfg.clean)
+    if as_json:  # one JSON object: the run's counts, and the cuts when explained
+        explained = [{k: _finite(v) for k, v in row.items()} for row in cuts or []]
+        typer.echo(json.dumps({**run.counts, "explain": explained if explain else None}))
+        return
+    print_summary(f"clean {cat.path}", rows)
+    if cuts is not None:
+        _print_explain(cuts)
 
 
 def _print_explain(rows: list[dict]) -> None:
@@ -110,6 +119,15 @@ def _print_explain(rows: list[dict]) -> None:
             f"{r['fails']:,}", f"{r['only']:,}",
         )
     stdout.print(table)
+
+
+def _finite(value: object) -> object:
+    """JSON has no NaN or infinity: a cut that is off reads "inf", an empty measure null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return str(value)
+    return value
 
 
 def _num(value: float) -> str:
