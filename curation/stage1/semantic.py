@@ -43,7 +43,7 @@ def _faiss_pairs(vectors: np.ndarray, min_cosine: float):
     index.add(vectors)
     # range_search keeps scores > radius; a hair below the threshold keeps equality in.
     lims, scores, found = index.range_search(vectors, float(np.nextafter(min_cosine, -1)))
-    rows = np.repeat(np.arange(len(vectors)), np.diff(lims))
+    rows = np.repeat(np.arange(len(vectors)), np.diff(lims.astype(np.int64)))
     keep = (found > rows) & (scores >= min_cosine)
     return rows[keep].astype(np.int64), found[keep].astype(np.int64), scores[keep]
 
