@@ -135,12 +135,12 @@ def build_bad_pool(folder: Path) -> Expected:
         _jpeg_bytes(_photo(16).filter(ImageFilter.GaussianBlur(12))),
         ("clean", "reject", "blurry"),
     )
-    # Coarse grain (4x4 blocks) survives the x4 measurement downscale, like heavy sensor noise.
-    grain = np.random.default_rng(0).normal(0, 70, (120, 160, 3))
-    noise = np.repeat(np.repeat(grain, 4, axis=0), 4, axis=1)
-    noisy = np.clip(np.asarray(_photo(17), dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+    # Sensor-like luminance grain at full resolution (the x4 measurement image averages it
+    # away; the full-resolution noise estimate sees it).
+    grain = np.random.default_rng(0).normal(0, 20, (480, 640, 1))
+    noisy = np.clip(np.asarray(_photo(17), dtype=np.float64) + grain, 0, 255).astype(np.uint8)
     write(
-        "noisy.jpg", _jpeg_bytes(Image.fromarray(noisy), quality=98), ("clean", "reject", "noisy")
+        "noisy.jpg", _jpeg_bytes(Image.fromarray(noisy), quality=95), ("clean", "reject", "noisy")
     )
     dark = (np.asarray(_photo(18), dtype=np.float64) * 0.04).astype(np.uint8)
     write("too_dark.jpg", _jpeg_bytes(Image.fromarray(dark)), ("clean", "reject", "too_dark"))
