@@ -1,11 +1,14 @@
-"""Stage 1 (decode check + measurements + pHash) vs a bare full PIL decode, side by side.
+"""Stage 1 (decode check + measurements + pHash) vs a bare full PIL decode and the previous
+commit's stage 1, side by side; the new measures' own cost; what the shipped cuts flag.
 
-Run: .venv/bin/python benchmarks/bench_stage1.py [--small] [--repeats 3]
-Both sides read the same 2-4 MP JPEGs from the page cache with the same number of spawned
-processes; a third row times `hfaid clean`'s job end to end (worker start-up, runner, catalog
-merges, decide) at the default [runner] shard_size, a fourth the `hfaid clean` command in a
-subprocess (interpreter and CLI start-up, outcome write included). All four are interleaved
-per repeat and each reported as the median.
+Run: .venv/bin/python benchmarks/bench_stage1.py [--small] [--repeats 3] [--previous DIR]
+All rows read the same 2-4 MP JPEGs from the page cache with the same number of spawned
+processes: a bare full decode, the previous commit's stage-1 worker (a checkout at DIR, e.g.
+`git worktree add DIR <commit>`, imported through PYTHONPATH in a subprocess), this commit's
+worker, `hfaid clean`'s job end to end (worker start-up, runner, catalog merges, decide) and
+the `hfaid clean` command in a subprocess. All are interleaved per repeat and reported as the
+median. Then one process times each new measure per image, and the job's outcomes with the
+shipped [clean] defaults are counted by reason (a clean 2-4 MP pool should pass whole).
 """
 
 from __future__ import annotations
@@ -55,6 +58,56 @@ def _stage1(paths: list[str]) -> int:
     return len(paths)
 
 
+def _previous_commit(paths: list[str], workers: int, checkout: Path) -> float:
+    """The stage-1 worker of another checkout, timed by this file run with its PYTHONPATH."""
+    import os
+    import subprocess
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+        listing.write("\n".join(paths))
+        listing.flush()
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        done = subprocess.run(
+            [sys.executable, __file__, "--time-worker", listing.name, "--workers", str(workers)],
+            env=env, check=True, capture_output=True, text=True,
+        )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _measure_costs(paths: list[str]) -> dict[str, float]:
+    """Milliseconds per image of each new measure, in one process (median over the pool)."""
+    import cv2
+    import numpy as np
+
+    from curation.stage1.band import jpeg_top_band
+    from curation.stage1.blockiness import blockiness
+    from curation.stage1.clean import _detail_ratio, _laplacian_var
+    from curation.stage1.noise import noise_sigma
+    from curation.stage1.safe_decode import decode_for_measurement
+
+    cv2.setNumThreads(1)
+    cfg = CleanConfig()
+    spent: dict[str, list[float]] = {k: [] for k in ("band", "noise", "blockiness", "detail")}
+    for path in paths:
+        data = Path(path).read_bytes()
+        t0 = time.perf_counter()
+        band = jpeg_top_band(data)
+        t1 = time.perf_counter()
+        noise_sigma(band)
+        t2 = time.perf_counter()
+        blockiness(band)
+        t3 = time.perf_counter()
+        rgb = decode_for_measurement(data, cfg.max_pixels, 4, True, set(cfg.formats)).rgb
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        lap = _laplacian_var(gray)
+        t4 = time.perf_counter()
+        _detail_ratio(gray, lap)
+        t5 = time.perf_counter()
+        for key, value in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t5 - t4), strict=True):
+            spent[key].append(value * 1e3)
+    return {f"{k}_ms": round(float(np.median(v)), 3) for k, v in spent.items()}
+
+
 def _pool_time(fn, paths: list[str], workers: int) -> float:
     chunks = [paths[i : i + 25] for i in range(0, len(paths), 25)]
     ctx = multiprocessing.get_context("spawn")
@@ -83,7 +136,10 @@ def _ingested(paths: list[str], workers: int) -> Iterator[tuple[Path, Catalog]]:
         yield Path(tmp), cat
 
 
-def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
+def _end_to_end(paths: list[str], workers: int, shard_size: int) -> tuple[float, dict]:
+    """Seconds of the clean job, and its outcomes with the shipped cuts counted by reason."""
+    from collections import Counter
+
     from curation.stage1.clean import clean
 
     with _ingested(paths, workers) as (_, cat):
@@ -91,7 +147,10 @@ def _end_to_end(paths: list[str], workers: int, shard_size: int) -> float:
         stats, outcomes = clean(cat, CleanConfig(), 0, workers, shard_size)
         elapsed = time.perf_counter() - start
         assert stats.items == len(paths) and outcomes.num_rows == len(paths)
-    return elapsed
+    reasons = Counter(
+        r or "pass" for r in outcomes.column("reason").to_pylist()
+    )
+    return elapsed, dict(reasons)
 
 
 def _command(paths: list[str], workers: int, shard_size: int) -> float:
@@ -123,28 +182,41 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--shard-size", type=int, default=RunnerConfig().shard_size)
     parser.add_argument("--small", action="store_true", help="200 images, for a quick check")
+    parser.add_argument("--previous", type=Path, default=Path("/work/wt-24-base"),
+                        help="checkout of the previous commit (its stage-1 worker is timed)")
+    parser.add_argument("--time-worker", type=Path, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
+    if args.time_worker:  # run by _previous_commit under the other checkout's PYTHONPATH
+        print(_pool_time(_stage1, args.time_worker.read_text().split("\n"), args.workers))
+        return
     count = 200 if args.small else args.count
     paths = [str(p) for p in build_photo_pool(args.pool, count)]
     for p in paths:  # page cache: both sides then measure decoding, not the disk
         Path(p).read_bytes()
-    bare, stage1, job, command = [], [], [], []
-    for _ in range(args.repeats):  # interleaved so drift on a shared machine hits all four
+    bare, previous, stage1, job, command = [], [], [], [], []
+    for _ in range(args.repeats):  # interleaved so drift on a shared machine hits all five
         bare.append(_pool_time(_bare_decode, paths, args.workers))
+        previous.append(_previous_commit(paths, args.workers, args.previous))
         stage1.append(_pool_time(_stage1, paths, args.workers))
-        job.append(_end_to_end(paths, args.workers, args.shard_size))
+        seconds, outcomes = _end_to_end(paths, args.workers, args.shard_size)
+        job.append(seconds)
         command.append(_command(paths, args.workers, args.shard_size))
     b, s, e2e = statistics.median(bare), statistics.median(stage1), statistics.median(job)
-    cmd = statistics.median(command)
+    cmd, prev = statistics.median(command), statistics.median(previous)
     report = {
         "images": count,
         "workers": args.workers,
         "megapixels_mean": round(_mean_megapixels(paths), 2),
         "bare_full_decode_s": round(b, 2),
         "bare_images_per_s": round(count / b, 1),
+        "previous_commit_stage1_s": round(prev, 2),
+        "previous_commit_images_per_s": round(count / prev, 1),
         "stage1_s": round(s, 2),
         "stage1_images_per_s": round(count / s, 1),
         "speedup_vs_bare_decode": round(b / s, 2),
+        "time_vs_previous_commit": round(s / prev, 3),
+        "new_measures_ms_per_image": _measure_costs(paths[:200]),
+        "outcomes_with_shipped_defaults": outcomes,
         "shard_size": args.shard_size,
         "hfaid_clean_job_s": round(e2e, 2),
         "hfaid_clean_images_per_s": round(count / e2e, 1),
@@ -153,6 +225,7 @@ def main() -> None:
         "command_speedup_vs_bare_decode": round(b / cmd, 2),
         "runs_s": {
             "bare": _rounded(bare),
+            "previous": _rounded(previous),
             "stage1": _rounded(stage1),
             "job": _rounded(job),
             "command": _rounded(command),

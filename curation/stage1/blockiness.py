@@ -13,6 +13,7 @@ full-resolution top band, whose grid is the file's own (JPEG blocks start at pix
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 BLOCKINESS_VERSION = "gbim-max-1"
@@ -26,14 +27,17 @@ def blockiness(band: np.ndarray | None) -> float | None:
     """Mean step at block edges / the largest mean step at another offset; None if too small."""
     if band is None or min(band.shape[:2]) < 2 * BLOCK:
         return None
-    luma = band.astype(np.int16)
+    luma = np.ascontiguousarray(band, dtype=np.uint8)
     sums = np.zeros(BLOCK)
     counts = np.zeros(BLOCK)
-    for diffs in (np.abs(np.diff(luma, axis=1)), np.abs(np.diff(luma, axis=0)).T):
-        # diffs[:, j] is the step between columns j and j + 1; block edges are j = 7, 15, ...
-        usable = diffs.shape[1] // BLOCK * BLOCK
-        per_offset = diffs[:, :usable].reshape(diffs.shape[0], -1, BLOCK)
-        sums += per_offset.sum(axis=(0, 1))
-        counts += per_offset.shape[0] * per_offset.shape[1]
+    # Steps between columns j and j + 1 summed down the rows, and between rows i and i + 1
+    # summed across: entry j is a block edge when j % 8 == 7.
+    across = cv2.absdiff(luma[:, 1:], luma[:, :-1]).sum(axis=0, dtype=np.int64)
+    down = cv2.absdiff(luma[1:], luma[:-1]).sum(axis=1, dtype=np.int64)
+    for steps, lines in ((across, luma.shape[0]), (down, luma.shape[1])):
+        usable = steps.size // BLOCK * BLOCK
+        per_offset = steps[:usable].reshape(-1, BLOCK)
+        sums += per_offset.sum(axis=0)
+        counts += per_offset.shape[0] * lines
     means = sums / counts
     return float((means[BLOCK - 1] + _FLOOR) / (means[: BLOCK - 1].max() + _FLOOR))
