@@ -7,8 +7,9 @@ processes: a bare full decode, the previous commit's stage-1 worker (a checkout 
 `git worktree add DIR <commit>`, imported through PYTHONPATH in a subprocess), this commit's
 worker, `hfaid clean`'s job end to end (worker start-up, runner, catalog merges, decide) and
 the `hfaid clean` command in a subprocess. All are interleaved per repeat and reported as the
-median. Then one process times each new measure per image, and the job's outcomes with the
-shipped [clean] defaults are counted by reason (a clean 2-4 MP pool should pass whole).
+median; so is each worker's CPU time in one process (`--cpu-images`), the comparison that other
+jobs on a shared machine move least. Then one process times each new measure per image, and the
+job's outcomes with the shipped [clean] defaults are counted by reason.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def _stage1(paths: list[str]) -> int:
     return len(paths)
 
 
-def _previous_commit(paths: list[str], workers: int, checkout: Path) -> float:
-    """The stage-1 worker of another checkout, timed by this file run with its PYTHONPATH."""
+def _previous_commit(paths: list[str], workers: int, checkout: Path, cpu: bool = False) -> float:
+    """The stage-1 worker of another checkout, timed by this file run with its PYTHONPATH:
+    wall seconds on `workers` processes, or (cpu) CPU seconds in one process."""
     import os
     import subprocess
 
@@ -67,11 +69,21 @@ def _previous_commit(paths: list[str], workers: int, checkout: Path) -> float:
         listing.write("\n".join(paths))
         listing.flush()
         env = {**os.environ, "PYTHONPATH": str(checkout)}
+        mode = "--cpu-worker" if cpu else "--time-worker"
         done = subprocess.run(
-            [sys.executable, __file__, "--time-worker", listing.name, "--workers", str(workers)],
+            [sys.executable, __file__, mode, listing.name, "--workers", str(workers)],
             env=env, check=True, capture_output=True, text=True,
         )
     return float(done.stdout.strip().splitlines()[-1])
+
+
+def _cpu_seconds(paths: list[str]) -> float:
+    """CPU seconds of one process running the stage-1 worker over `paths` (after a warm-up):
+    unlike wall time, barely moved by other jobs on a shared machine."""
+    _stage1(paths[:5])
+    start = time.process_time()
+    _stage1(paths)
+    return time.process_time() - start
 
 
 def _measure_costs(paths: list[str]) -> dict[str, float]:
@@ -185,16 +197,25 @@ def main() -> None:
     parser.add_argument("--previous", type=Path, default=Path("/work/wt-24-base"),
                         help="checkout of the previous commit (its stage-1 worker is timed)")
     parser.add_argument("--time-worker", type=Path, help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--cpu-worker", type=Path, help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--cpu-images", type=int, default=300,
+                        help="images in each interleaved CPU-time comparison")
     args = parser.parse_args()
     if args.time_worker:  # run by _previous_commit under the other checkout's PYTHONPATH
         print(_pool_time(_stage1, args.time_worker.read_text().split("\n"), args.workers))
+        return
+    if args.cpu_worker:
+        print(_cpu_seconds(args.cpu_worker.read_text().split("\n")))
         return
     count = 200 if args.small else args.count
     paths = [str(p) for p in build_photo_pool(args.pool, count)]
     for p in paths:  # page cache: both sides then measure decoding, not the disk
         Path(p).read_bytes()
-    bare, previous, stage1, job, command = [], [], [], [], []
+    bare, previous, stage1, job, command, cpu_prev, cpu_new = [], [], [], [], [], [], []
     for _ in range(args.repeats):  # interleaved so drift on a shared machine hits all five
+        sample = paths[: args.cpu_images]
+        cpu_prev.append(_previous_commit(sample, 1, args.previous, cpu=True))
+        cpu_new.append(_cpu_seconds(sample))
         bare.append(_pool_time(_bare_decode, paths, args.workers))
         previous.append(_previous_commit(paths, args.workers, args.previous))
         stage1.append(_pool_time(_stage1, paths, args.workers))
@@ -215,6 +236,10 @@ def main() -> None:
         "stage1_images_per_s": round(count / s, 1),
         "speedup_vs_bare_decode": round(b / s, 2),
         "time_vs_previous_commit": round(s / prev, 3),
+        "cpu_ms_per_image_previous": round(1e3 * statistics.median(cpu_prev) / len(sample), 2),
+        "cpu_ms_per_image": round(1e3 * statistics.median(cpu_new) / len(sample), 2),
+        "cpu_vs_previous_commit": round(statistics.median(
+            [n / p for n, p in zip(cpu_new, cpu_prev, strict=True)]), 3),
         "new_measures_ms_per_image": _measure_costs(paths[:200]),
         "outcomes_with_shipped_defaults": outcomes,
         "shard_size": args.shard_size,
@@ -227,6 +252,8 @@ def main() -> None:
             "bare": _rounded(bare),
             "previous": _rounded(previous),
             "stage1": _rounded(stage1),
+            "cpu_previous": _rounded(cpu_prev),
+            "cpu": _rounded(cpu_new),
             "job": _rounded(job),
             "command": _rounded(command),
         },
