@@ -44,22 +44,39 @@ def crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
 def hh_coefficients(crop: np.ndarray) -> np.ndarray:
     """The db2 level-1 diagonal detail coefficients of a crop (as pywt.dwt2's cD, with
     symmetric extension; coefficients of the full-length output)."""
-    image = crop.astype(np.float32)
+    return _hh_of_stack([crop])[0]
+
+
+def _hh_of_stack(crops: list[np.ndarray]) -> list[np.ndarray]:
+    """hh_coefficients of same-shape crops with one filter call (its set-up dominates here)."""
     pad = len(_DB2_HI) - 1
-    # pywt's "symmetric" mode repeats the edge sample (cv2's BORDER_REFLECT).
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    # pywt's "symmetric" mode repeats the edge sample (cv2's BORDER_REFLECT); each crop is
+    # extended on its own, then the crops are stacked so one call filters them all.
+    padded = [
+        cv2.copyMakeBorder(c.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REFLECT)
+        for c in crops
+    ]
+    stacked = np.vstack(padded) if len(padded) > 1 else padded[0]
     filtered = cv2.sepFilter2D(
-        padded, cv2.CV_32F, _DB2_HI, _DB2_HI, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT
+        stacked, cv2.CV_32F, _DB2_HI, _DB2_HI, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT
     )
+    height, width = crops[0].shape
+    rows, cols = (height + pad) // 2, (width + pad) // 2
+    step = height + 2 * pad
     # Output k of pywt's dwt is the filter over padded samples 2k+1 .. 2k+4.
-    rows = (image.shape[0] + pad) // 2
-    cols = (image.shape[1] + pad) // 2
-    return filtered[1 : 1 + 2 * rows : 2, 1 : 1 + 2 * cols : 2]
+    return [
+        filtered[top + 1 : top + 1 + 2 * rows : 2, 1 : 1 + 2 * cols : 2]
+        for top in range(0, step * len(crops), step)
+    ]
 
 
 def crop_sigma(crop: np.ndarray) -> float:
     """Donoho's MAD noise sigma of one crop (0-255 units), exact zeros masked out."""
-    magnitude = np.abs(hh_coefficients(crop)).ravel()
+    return _mad_sigma(hh_coefficients(crop))
+
+
+def _mad_sigma(detail: np.ndarray) -> float:
+    magnitude = np.abs(detail).ravel()
     magnitude = magnitude[magnitude > _ZERO]  # float32 rounding leaves ~1e-6 for exact zeros
     n = magnitude.size
     if n == 0:
@@ -81,7 +98,7 @@ def noise_sigma(band: np.ndarray | None) -> float | None:
     snow) raises a crop's estimate, so the least textured crop is the closest to the noise.
     """
     crops = measured_crops(band)
-    return min(crop_sigma(crop) for crop in crops) if crops else None
+    return min(_mad_sigma(hh) for hh in _hh_of_stack(crops)) if crops else None
 
 
 def measured_crops(band: np.ndarray | None) -> list[np.ndarray]:

@@ -6,8 +6,8 @@ import io
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from curation.stage1.band import frame_top_band, jpeg_top_band
@@ -179,33 +179,34 @@ def _decode_opened(
     )
 
 
-_CV2_REDUCED = {
-    2: cv2.IMREAD_REDUCED_COLOR_2,
-    4: cv2.IMREAD_REDUCED_COLOR_4,
-    8: cv2.IMREAD_REDUCED_COLOR_8,
-}
+_REDUCED_SCALES = (2, 4, 8)  # libjpeg's DCT-domain scale factors used here
 
 
 def _reduced_rgb_jpeg(
     im: Image.Image, data: bytes, scale: int, icc: bytes | None
 ) -> np.ndarray | None:
     """The plain case (baseline colour JPEG, no profile to apply, one frame, complete file)
-    decoded at 1/scale by OpenCV's libjpeg-turbo build, ~8% faster than Pillow's draft mode.
+    decoded at 1/scale in the DCT domain by simplejpeg's libjpeg-turbo: the same pixels as
+    OpenCV's IMREAD_REDUCED_COLOR_* (checked on 2-4 MP photos), ~10% less CPU, RGB directly.
     Anything else returns None and takes the Pillow path, which reports truncation."""
     if (
         im.format != "JPEG"
         or im.mode != "RGB"
-        or scale not in _CV2_REDUCED
+        or scale not in _REDUCED_SCALES
         or icc
         or not data.rstrip(b"\x00").endswith(b"\xff\xd9")  # a truncated file lacks EOI
     ):
         return None
-    bgr = cv2.imdecode(
-        np.frombuffer(data, np.uint8), _CV2_REDUCED[scale] | cv2.IMREAD_IGNORE_ORIENTATION
-    )
-    if bgr is None:
+    width, height = im.size
+    try:  # the smallest libjpeg scale still at least 1/scale of the size: 1/scale itself
+        return simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB",
+            min_height=math.ceil(height / scale),
+            min_width=math.ceil(width / scale),
+        )
+    except ValueError:  # libjpeg-turbo refused it: Pillow decides what is wrong
         return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _to_rgb(
