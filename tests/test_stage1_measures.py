@@ -271,3 +271,19 @@ def test_bad_pool_rules_are_one_line_errors(tmp_path, cli, extra, message):
     code, out, err = cli("clean", "--catalog", cat, "--config", _config(tmp_path, extra))
     assert code == 2
     assert message in err and "Traceback" not in err
+
+
+def test_report_draws_each_stage1_measure_with_its_cut(small_pool, tmp_path, cli):
+    cat, config = tmp_path / "c.duckdb", _config(tmp_path)
+    for command in (["ingest", small_pool], ["clean"]):
+        assert cli(*command, "--catalog", cat, "--config", config)[0] == 0
+    code, out, err = cli("report", "--out", tmp_path / "report", "--catalog", cat,
+                         "--config", config)
+    assert code == 0, err
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert 'id="stage1"' in page
+    for key in ("max_noise_sigma", "max_blockiness", "min_detail_ratio", "min_short_side"):
+        assert (tmp_path / "report" / f"stage1_{key}.png").stat().st_size > 1000
+        assert f'alt="stage 1 {key}"' in page
+    # Stage-1 measures are not listed among the scoring metrics.
+    assert "hist_noise_sigma.png" not in page and "hist_brightness.png" not in page

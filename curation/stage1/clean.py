@@ -343,12 +343,11 @@ def _evaluate(measured: pa.Table, cfg: CleanConfig):
         values = _values(cols, cut.measure)
         threshold = cut_value(cut, cfg, values[ok])
         failed[cut.key] = cut.fails(values, threshold) & np.isfinite(values)
-        op = {"min": "<", "min=": "<=", "max": ">"}[cut.side]
         rule = cfg.pool.get(cut.key)
         where = scale if cut.measure in ("laplacian_var", "detail_ratio") else ""
         source = f" (pool {rule})" if rule else ""
         describe[cut.key] = functools.partial(
-            _describe, cut.measure, values, f"{op} {threshold:.4g}{cut.unit}{where}{source}"
+            _describe, cut.measure, values, f"{cut.op} {threshold:.4g}{cut.unit}{where}{source}"
         )
     gray_mode = np.nan_to_num(_values(cols, "gray_mode")) > 0
     frames = np.nan_to_num(_values(cols, "n_frames"))

@@ -28,6 +28,11 @@ class Cut:
     log: bool  # pool statistics on log10 of the measure
     unit: str = ""  # for the outcome detail
 
+    @property
+    def op(self) -> str:
+        """The comparison that fails an image, as printed: `<`, `<=` or `>`."""
+        return {"min": "<", "min=": "<=", "max": ">"}[self.side]
+
     def fails(self, values: np.ndarray, cut: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             if self.side == "min":
@@ -116,7 +121,7 @@ def explain_rows(
                 "check": cut.check,
                 "rule": rule_of(cut, cfg),
                 "value": cut_value(cut, cfg, measured),
-                "fails_when": {"min": "<", "min=": "<=", "max": ">"}[cut.side],
+                "fails_when": cut.op,
                 "measured": int(finite.size),
                 **dict(zip(("min", "p1", "p5", "median", "p95", "p99", "max"),
                            (float(q) for q in quantiles), strict=True)),
