@@ -17,15 +17,17 @@ _WANTED = pa.schema([("metric", pa.string()), ("version", pa.string()),
 
 def record_set(catalog: Catalog, set_id: str, folder: str, protocol: dict[str, Any],
                images: pa.Table, run_id: int | None) -> None:
-    """The set and its images (name, hr_id, lr_id, hr_path, source_path, source_id), once."""
+    """The set and its images (name, hr_id, lr_id, hr_path, source_path, source_id); a set
+    met again (same content, maybe in a moved folder) keeps its row and gets the new paths."""
     with catalog.transaction() as con:
         if con.execute("SELECT 1 FROM eval_sets WHERE set_id = ?", [set_id]).fetchall():
             con.execute("UPDATE eval_sets SET folder = ? WHERE set_id = ?", [folder, set_id])
-            return
-        con.execute("INSERT INTO eval_sets (set_id, folder, protocol, images, run_id) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [set_id, folder, json.dumps(protocol, sort_keys=True), images.num_rows,
-                     run_id])
+        else:
+            con.execute("INSERT INTO eval_sets (set_id, folder, protocol, images, run_id) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [set_id, folder, json.dumps(protocol, sort_keys=True), images.num_rows,
+                         run_id])
+        con.execute("DELETE FROM eval_images WHERE set_id = ?", [set_id])
         con.register("incoming", images)
         con.execute("INSERT INTO eval_images (set_id, name, hr_id, lr_id, hr_path, source_path, "
                     "source_id) SELECT ?, name, hr_id, lr_id, hr_path, source_path, source_id "

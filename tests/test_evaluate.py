@@ -190,6 +190,8 @@ def test_lpips_and_an_exact_copy_through_random_weights(bundled, cli, tmp_path):
     from curation.evaluate.fullref import write_random_lpips
 
     weights = write_random_lpips(tmp_path / "weights")
+    code, out, _ = cli("weights", "list", "--dir", weights, "--json")
+    assert code == 0 and {r["name"]: r for r in json.loads(out)}["lpips"]["present"]
     root, folder = bundled["root"], bundled["set"]
     copy = tmp_path / "copy"
     shutil.copytree(folder / "hr", copy)

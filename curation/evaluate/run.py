@@ -33,6 +33,7 @@ from db.evaluation import (
 )
 from hfaid_core.errors import HfaidError
 from hfaid_core.runner import JobStats
+from hfaid_core.settings.score import on_gpu
 
 
 @dataclass
@@ -124,7 +125,8 @@ def run_evaluate(catalog: Catalog, req: EvalRequest, run_id: int | None) -> Eval
         fullref = [m for m, (_, full) in wanted.items() if full]
         noref = [m for m, (_, full) in wanted.items() if not full]
         settings = eval_settings(fullref, noref, {m: v for m, (v, _) in wanted.items()},
-                                 req.shave, req.device, req.weights_dir, req.decode_workers,
+                                 req.shave, req.device, req.weights_dir,
+                                 eval_decode_workers(req.decode_workers, req.device),
                                  req.batch_size)
         stats = run_evaluation(catalog, set_id, all_methods, wanted, settings, run_id,
                                workers=req.workers)
@@ -138,6 +140,16 @@ def run_evaluate(catalog: Catalog, req: EvalRequest, run_id: int | None) -> Eval
               "scored pairs": stats.items if stats else 0, "errors": errors,
               "missing outputs": missing_outputs}
     return EvalResult(test_set, table, paths, stats, notes, warnings, counts)
+
+
+def eval_decode_workers(requested: int, device: str) -> int:
+    """Decode processes for the no-reference metrics: as configured, and for auto (-1) none
+    on CPU. There the model uses the cores anyway (NIQE: 46 vs 50 img/s without and with 2
+    workers, docs/BENCHMARKS.md), while each worker costs seconds of start-up (torch imports)
+    that a test set of a few hundred 512 px images never earns back."""
+    if requested >= 0 or on_gpu(device):
+        return requested
+    return 0
 
 
 def _images_table(test_set: TestSet) -> pa.Table:
