@@ -186,32 +186,36 @@ def test_a_rerun_scores_nothing_and_a_changed_output_only_itself(bundled, cli, t
     assert code == 0 and out.splitlines()[0] == "| Metric | bicubic | lanczos |"
 
 
-def test_lpips_and_an_exact_copy_through_random_weights(bundled, cli, tmp_path):
+def test_lpips_and_an_exact_copy_through_random_weights(cli, tmp_path):
     from curation.evaluate.fullref import write_random_lpips
 
     weights = write_random_lpips(tmp_path / "weights")
     code, out, _ = cli("weights", "list", "--dir", weights, "--json")
     assert code == 0 and {r["name"]: r for r in json.loads(out)}["lpips"]["present"]
-    root, folder = bundled["root"], bundled["set"]
+    write_photo_pool(tmp_path / "hr", 2, size=(560, 520))
+    (tmp_path / "hfaid.toml").write_text(CONFIG)
+    common = ["--catalog", tmp_path / "c.duckdb", "--config", tmp_path / "hfaid.toml"]
+    assert cli("evaluate", "--test-set", tmp_path / "set", "--hr", tmp_path / "hr",
+               "--metrics", "", *common)[0] == 0
     copy = tmp_path / "copy"
-    shutil.copytree(folder / "hr", copy)
-    code, out, err = cli("evaluate", "--test-set", folder, "--method", f"HR copy={copy}",
-                         "--metrics", "psnr,ssim,lpips", "--weights-dir", weights,
-                         "--catalog", root / "hfaid.duckdb", "--config", root / "hfaid.toml")
+    shutil.copytree(tmp_path / "set" / "hr", copy)
+    code, out, err = cli("evaluate", "--test-set", tmp_path / "set", "--baseline", "bicubic",
+                         "--method", f"HR copy={copy}", "--metrics", "psnr,ssim,lpips",
+                         "--weights-dir", weights, *common)
     assert code == 0, err
-    rows = pq.read_table(folder / "results" / "per_image.parquet").to_pylist()
+    rows = pq.read_table(tmp_path / "set" / "results" / "per_image.parquet").to_pylist()
     by = {}
     for r in rows:
         by.setdefault((r["method"], r["metric"]), []).append(r["value"])
-    assert by[("HR copy", "psnr")] == [float("inf")] * 8
-    assert by[("HR copy", "ssim")] == pytest.approx([1.0] * 8, abs=1e-12)
-    assert by[("HR copy", "lpips")] == pytest.approx([0.0] * 8, abs=1e-6)
+    assert by[("HR copy", "psnr")] == [float("inf")] * 2
+    assert by[("HR copy", "ssim")] == pytest.approx([1.0] * 2, abs=1e-12)
+    assert by[("HR copy", "lpips")] == pytest.approx([0.0] * 2, abs=1e-6)
     assert all(v is not None and v > 1e-4 for v in by[("bicubic", "lpips")])
-    assert "| LPIPS ↓ |" in out and "weights missing" not in out
+    assert "weights missing" not in out
     lpips_line = next(x for x in out.splitlines() if x.startswith("| LPIPS"))
-    assert "**0.0000**" in lpips_line
-    assert cli("evaluate", "--test-set", folder, "--drop", "HR copy", "--metrics", "",
-               "--catalog", root / "hfaid.duckdb")[0] == 0
+    assert lpips_line.split("|")[3].strip() == "**0.0000**"
+    assert next(x for x in out.splitlines() if x.startswith("| PSNR")).split("|")[3].strip() \
+        == "**inf**"
 
 
 @pytest.mark.parametrize("args,needle", [

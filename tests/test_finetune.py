@@ -444,9 +444,9 @@ def test_loss_target_follows_the_scheduler(prediction_type, tmp_path):
 
 
 def test_named_bases_resolve_from_the_cache_only(tmp_path, monkeypatch, capsys):
-    from training.bases import BASES, resolve_base
-
     import huggingface_hub.constants
+
+    from training.bases import BASES, resolve_base
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     assert BASES["sd21-base"].prediction_type == "epsilon" and BASES["sd21-base"].resolution == 512
