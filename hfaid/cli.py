@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "hfaid.commands.review",
     "hfaid.commands.export",
     "hfaid.commands.finetune",
+    "hfaid.commands.evaluate",
 )
 
 # A spawned worker process imports the console script as its __mp_main__ and runs no command:

@@ -13,6 +13,7 @@ from typing import Any
 from hfaid_core.errors import HfaidError
 from hfaid_core.settings.caption import CaptionConfig  # [caption]: Florence-2 captioning
 from hfaid_core.settings.degrade import DegradationConfig  # [degrade]: Real-ESRGAN pairs
+from hfaid_core.settings.evaluate import EvaluateConfig  # [evaluate]: the SR test protocol
 from hfaid_core.settings.export import ExportConfig  # [export]: shards / imagefolder
 from hfaid_core.settings.finetune import FinetuneConfig  # [finetune]: RPR + ROPO fine-tuning
 from hfaid_core.settings.policy import PolicyConfig  # [policy]: the funnel's selection rules
@@ -59,6 +60,7 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     degrade: DegradationConfig = field(default_factory=DegradationConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as a plain dict, for recording in runs."""

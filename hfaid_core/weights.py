@@ -15,6 +15,7 @@ from hfaid_core.errors import HfaidError
 # so `hfaid weights list` shows every model without importing heavy code at CLI start-up.
 WEIGHT_PROVIDERS: tuple[tuple[str, str | None], ...] = (
     ("curation.scoring.scorers", None),
+    ("curation.evaluate.fullref", None),
     ("captioning.models", "register_florence_weights"),
     ("curation.stage1.embed", "register_embedding_weights"),
 )

@@ -284,13 +284,20 @@ def test_finetune_checkpoint_resume_and_generate(tiny_sd, exports, tmp_path):
     assert record["prompt"] == "[X] a cat" and record["negative_prompt"] == "[V] a cat"
 
 
-def test_identifier_guidance_is_the_papers_formula(tiny_sd):
-    """The pipeline's output equals a hand-written loop with eps_pos + s (eps_pos - eps_neg)."""
+@pytest.mark.parametrize("mode,prompt,negative", [
+    ("both", "[X] a cat", "[V] a cat"),
+    ("positive", "[X] a cat", ""),  # Table 2: w/o negative prompt
+    ("negative", "a cat", "[V] a cat"),  # Table 2: w/o positive prompt
+    ("none", "a cat", ""),  # Table 2: w/o prompt (plain classifier-free guidance)
+])
+def test_identifier_guidance_is_the_papers_formula(tiny_sd, mode, prompt, negative):
+    """The pipeline's output equals a hand-written loop with eps_pos + s (eps_pos - eps_neg),
+    for the prompts each --identifiers mode claims."""
     assert diffusers_guidance_scale(0.0) == 1.0 and diffusers_guidance_scale(2.5) == 3.5
     pipe = load_pipeline(tiny_sd, device="cpu")
     s, steps = 2.5, 3
     got = generate_images(pipe, ["a cat"], guidance_scale=s, num_inference_steps=steps, seed=0,
-                          resolution=RES, output_type="np")
+                          resolution=RES, output_type="np", identifiers=mode)
 
     def embed(text: str) -> torch.Tensor:
         ids = pipe.tokenizer(text, padding="max_length", max_length=77, truncation=True,
@@ -298,7 +305,7 @@ def test_identifier_guidance_is_the_papers_formula(tiny_sd):
         return pipe.text_encoder(ids)[0]
 
     with torch.no_grad():
-        pos, neg = embed("[X] a cat"), embed("[V] a cat")
+        pos, neg = embed(prompt), embed(negative)
         factor = pipe.vae_scale_factor
         latents = torch.randn((1, 4, RES // factor, RES // factor),
                               generator=torch.Generator("cpu").manual_seed(0))
@@ -317,7 +324,7 @@ def test_identifier_guidance_is_the_papers_formula(tiny_sd):
     assert min(gaps) > 0  # the identifiers really differ, so the check is not vacuous
     np.testing.assert_allclose(got, want, atol=1e-4)
     unguided = generate_images(pipe, ["a cat"], guidance_scale=0.0, num_inference_steps=steps,
-                               seed=0, resolution=RES, output_type="np")
+                               seed=0, resolution=RES, output_type="np", identifiers=mode)
     assert np.abs(unguided - got).max() > 1e-3
 
 
@@ -332,3 +339,219 @@ def test_finetune_mixed_precision_on_gpu(tiny_sd, exports, tmp_path):
                 "--validation-prompt", "a cat", "--validation_inference_steps=2") == 0
     assert all(math.isfinite(r["loss"]) for r in _log(out))
     assert (out / "validation" / "step-2" / "00.png").is_file()
+
+
+# ---- base models, prediction types, weight checks (issue 25) ------------------------------
+
+def _train_in_process(base: Path, data: Path, out: Path, *extra: str) -> dict:
+    """train_ropo.main for 2 steps of batch 2 at 16 px, in this process (no accelerate launch)."""
+    from training.train_ropo import main
+
+    main([f"--pretrained_model_name_or_path={base}", f"--train_data_dir={data}",
+          f"--output_dir={out}", f"--resolution={RES}", "--max_train_steps=2",
+          "--train_batch_size=2", "--gradient_accumulation_steps=1",
+          "--dataloader_num_workers=0", "--seed=0", "--checkpointing_steps=100",
+          "--validation_steps=100", "--learning_rate=1e-3", *extra])
+    return json.loads((out / "hfaid_ropo.json").read_text())
+
+
+def _state(folder: Path, part: str) -> dict[str, torch.Tensor]:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    cls = {"unet": UNet2DConditionModel, "vae": AutoencoderKL,
+           "text_encoder": CLIPTextModel}[part]
+    return cls.from_pretrained(folder, subfolder=part).state_dict()
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_two_steps_move_the_unet_and_leave_vae_and_text_encoder(prediction_type, exports,
+                                                                  tmp_path):
+    from training.tiny_sd import build_tiny_pipeline
+
+    base = build_tiny_pipeline(tmp_path / "base", prediction_type=prediction_type)
+    out = tmp_path / "out"
+    record = _train_in_process(base, exports["captioned"], out)
+    assert record["prediction_type"] == prediction_type
+    assert [r["step"] for r in _log(out)] == [1, 2]
+    assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in _log(out))
+    # The script's own check compares the modules it trained with against the base on disk.
+    check = record["weights_check"]
+    assert check["ok"] and check["unet"]["changed"] > 0 and check["unet"]["relative_change"] > 0
+    assert check["vae"]["changed"] == 0 and check["text_encoder"]["changed"] == 0
+    # And independently, from the saved files.
+    before, after = _state(base, "unet"), _state(out, "unet")
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(moved) > len(before) // 2, f"only {len(moved)} of {len(before)} tensors moved"
+    for part in ("vae", "text_encoder"):
+        b, a = _state(base, part), _state(out, part)
+        assert all(torch.equal(b[k], a[k]) for k in b), part
+
+
+def test_weight_check_flags_a_frozen_part_that_moved(tiny_sd):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from training.weight_check import describe, weight_report
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd, subfolder="unet")
+    vae = AutoencoderKL.from_pretrained(tiny_sd, subfolder="vae")
+    on_disk = AutoencoderKL.from_pretrained(tiny_sd, subfolder="vae")
+    same = weight_report(unet, UNet2DConditionModel.from_pretrained(tiny_sd, subfolder="unet"),
+                         {"vae": (vae, on_disk)})
+    assert not same["ok"] and same["unet"]["changed"] == 0  # an untrained UNet is not "ok"
+    with torch.no_grad():
+        unet.conv_in.weight.add_(1e-3)
+        vae.decoder.conv_out.bias.add_(1e-3)
+    moved = weight_report(unet, UNet2DConditionModel.from_pretrained(tiny_sd, subfolder="unet"),
+                          {"vae": (vae, on_disk)})
+    assert moved["unet"]["changed"] == 1 and moved["vae"]["changed"] == 1 and not moved["ok"]
+    assert "vae: 1 tensors CHANGED" in describe(moved)
+    # bf16 frozen parts compare against the disk copy cast the same way: unchanged.
+    assert weight_report(unet, UNet2DConditionModel.from_pretrained(tiny_sd, subfolder="unet"),
+                         {"vae": (on_disk.to(torch.bfloat16),
+                                  AutoencoderKL.from_pretrained(tiny_sd, subfolder="vae"))}
+                         )["ok"]
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_loss_target_follows_the_scheduler(prediction_type, tmp_path):
+    """compute_loss against the formulas written out: eps, or v = sqrt(ab) eps - sqrt(1-ab) x0."""
+    from training.tiny_sd import build_tiny_pipeline
+    from training.train_ropo import compute_loss, load_components
+
+    base = build_tiny_pipeline(tmp_path / "sd", prediction_type=prediction_type)
+    tokenizer, text_encoder, vae, unet, scheduler = load_components(base)
+    assert scheduler.config.prediction_type == prediction_type
+    batch = {"pixel_values": to_tensor(resize_and_crop(_photo((40, 30)), RES))[None].repeat(2, 1,
+                                                                                            1, 1),
+             "input_ids": tokenizer(["[X] a cat", "[V] a cat"], padding="max_length",
+                                    max_length=77, return_tensors="pt").input_ids}
+    with torch.no_grad():
+        torch.manual_seed(3)
+        got = compute_loss(batch, unet, vae, text_encoder, scheduler, torch.float32)
+        torch.manual_seed(3)
+        x0 = vae.encode(batch["pixel_values"]).latent_dist.sample() * vae.config.scaling_factor
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (2,)).long()
+        ab = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+        noisy = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        target = noise if prediction_type == "epsilon" else ab.sqrt() * noise - (1 - ab).sqrt() * x0
+        pred = unet(noisy, t, text_encoder(batch["input_ids"])[0]).sample
+        want = torch.nn.functional.mse_loss(pred, target)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), (got, want)
+    other = noise if prediction_type != "epsilon" else ab.sqrt() * noise - (1 - ab).sqrt() * x0
+    assert not torch.allclose(got, torch.nn.functional.mse_loss(pred, other), rtol=1e-3)
+
+
+def test_named_bases_resolve_from_the_cache_only(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    from training.bases import BASES, resolve_base
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert BASES["sd21-base"].prediction_type == "epsilon" and BASES["sd21-base"].resolution == 512
+    assert BASES["sd21"].prediction_type == "v_prediction" and BASES["sd21"].resolution == 768
+    from hfaid_core.errors import HfaidError
+
+    with pytest.raises(HfaidError, match=r"sd21-base \(stabilityai/stable-diffusion-2-1-base\)"
+                       r".*not in the Hugging Face cache"):
+        resolve_base("sd21-base")
+
+
+def test_base_path_reports_its_prediction_type_and_size(tmp_path, exports, capsys):
+    from training.tiny_sd import build_tiny_pipeline
+
+    base = build_tiny_pipeline(tmp_path / "v", prediction_type="v_prediction")
+    code = _run("finetune", "--data", exports["captioned"], "--base", base,
+                "--output", tmp_path / "o", "--dry-run", "--identifiers", "positive",
+                "--caption-policy", "first-sentences")
+    captured = capsys.readouterr()
+    assert code == 0
+    assert f"base: {base} (v_prediction, 32 px)" in captured.err
+    assert "captions: 0 of 12 captions exceed" in captured.err
+    command = shlex.split(captured.out.strip())
+    assert "--identifiers=positive" in command and "--caption_policy=first-sentences" in command
+    code = _run("finetune", "--data", exports["captioned"], "--base", base, "--output",
+                tmp_path / "o", "--identifiers", "negative")
+    assert code == 2 and "--identifiers must be one of both, positive, none" in \
+        capsys.readouterr().err
+
+
+# ---- long captions ---------------------------------------------------------------------------
+
+def _clip_tokenizer():
+    """The real CLIP BPE tokenizer (49,408 tokens), built from the merges openai-clip ships."""
+    import gzip
+    import importlib.util
+
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    bpe = Path(importlib.util.find_spec("clip").origin).parent / "bpe_simple_vocab_16e6.txt.gz"
+    lines = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    merges = [tuple(line.split()) for line in lines]
+    vocab = list(bytes_to_unicode().values())
+    vocab += [v + "</w>" for v in vocab] + ["".join(m) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges,
+                         model_max_length=77)
+
+
+# The paper's Figure 6 caption (Florence-2 style), and one made longer than 77 tokens.
+PANCAKES = ("There is a stack of pancakes on a white plate. There are raspberries and "
+            "blueberries on top of the pancakes. There is two white bowls next to the plate "
+            "with berries in them.")
+LONG = PANCAKES + (" The table is made of dark wood and has a rough texture. A window behind "
+                   "it lets in soft morning light. A fork and a knife lie to the left. A glass "
+                   "of orange juice stands behind the plate, next to a small jar of honey.")
+RUN_ON = "a very long sentence about " + " and ".join(["a red barn"] * 30)
+
+
+@pytest.mark.parametrize("policy", ["truncate", "first-sentences", "drop"])
+def test_caption_policies_count_and_handle_long_captions(policy, tmp_path):
+    from training.captions import plan_captions, token_counts
+
+    tokenizer = _clip_tokenizer()
+    assert token_counts(tokenizer, [PANCAKES])[0] < 77 < token_counts(tokenizer, [LONG])[0]
+    captions = {"a/1": PANCAKES, "a/2": LONG, "a/3": RUN_ON, "a/4": "a cat"}
+    plan = plan_captions(captions, tokenizer, ["[X]", "[V]"], policy)
+    assert plan.total == 4 and plan.too_long == 2 and plan.longest > 77
+    assert "2 of 4 captions exceed the text encoder's 77 tokens" in plan.summary()
+    assert f"--caption-policy {policy}" in plan.summary()
+    if policy == "truncate":
+        assert plan.overrides == {}
+    elif policy == "drop":
+        assert plan.dropped == {"a/2", "a/3"}
+    else:
+        kept = plan.overrides["a/2"]
+        assert kept.startswith(PANCAKES[:40]) and kept.endswith(".") and LONG.startswith(kept)
+        assert token_counts(tokenizer, ["[V] " + kept])[0] <= 77
+        assert "a/3" not in plan.overrides and plan.cut_mid_sentence == 1  # cut like truncate
+
+
+def test_drop_policy_leaves_samples_out_of_the_stream(tiny_sd, exports):
+    from transformers import CLIPTokenizer
+
+    from training.captions import CaptionPlan
+    from training.checks import check_shards, find_shards
+
+    shard_set = check_shards(find_shards(exports["captioned"]))
+    keys = sorted(shard_set.captions)
+    plan = CaptionPlan("drop", len(keys), 77, too_long=len(keys) - 1,
+                       overrides=dict.fromkeys(keys[1:]))
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_sd, subfolder="tokenizer")
+    loader = build_dataloader(shard_set.shards, RopoConfig(resolution=RES, empty_caption_prob=0),
+                              tokenizer, batch_size=4, num_workers=0, seed=1, captions=plan)
+    batch = next(iter(loader))
+    kept = shard_set.captions[keys[0]]
+    assert {c[4:] for c in batch["captions"]} == {kept}
+
+
+def test_identifier_modes_train_the_captions_they_claim():
+    image = _photo((40, 30))
+    rng = np.random.default_rng(0)
+    for mode, prefix in (("positive", "[X] "), ("none", "")):
+        cfg = RopoConfig(resolution=RES, identifiers=mode, empty_caption_prob=0)
+        examples = [ropo_example(image, "a red barn", rng, cfg) for _ in range(200)]
+        assert not any(e["negative"] for e in examples)  # clean samples only
+        assert {e["caption"] for e in examples} == {prefix + "a red barn"}

@@ -28,7 +28,8 @@ CURATION_ALLOWED: dict[str, set[str]] = {
     "degrade": set(),
     "demo": set(),
     "export": {"degrade", "ingest"},
-    "report": {"selection"},
+    "report": {"selection", "evaluate"},
+    "evaluate": {"degrade", "scoring", "ingest", "demo"},
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hfaid_core.errors import HfaidError
@@ -27,6 +27,13 @@ _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 class ShardSet:
     shards: list[Path]
     samples: int
+    # "<shard file name>/<sample key>" -> caption, for every sample with an image
+    captions: dict[str, str] = field(default_factory=dict)
+
+
+def caption_key(shard: str | Path, key: str) -> str:
+    """How a sample's caption is named across shards (keys repeat between exports' shards)."""
+    return f"{Path(shard).name}/{key}"
 
 
 def split_member(name: str) -> tuple[str, str]:
@@ -59,8 +66,10 @@ def check_shards(shards: list[Path], allow_empty_captions: bool = False) -> Shar
     for smoke runs on uncaptioned exports; a missing .txt is always an error.
     """
     samples = 0
+    captions: dict[str, str] = {}
     for shard in shards:
         found: dict[str, set[str]] = {}
+        texts: dict[str, str] = {}
         empty: list[str] = []
         try:
             with tarfile.open(shard) as tar:
@@ -71,7 +80,9 @@ def check_shards(shards: list[Path], allow_empty_captions: bool = False) -> Shar
                     found.setdefault(key, set()).add(ext)
                     if ext == CAPTION_EXT:
                         handle = tar.extractfile(member)
-                        if not (handle and handle.read().decode("utf-8", "replace").strip()):
+                        text = handle.read().decode("utf-8", "replace").strip() if handle else ""
+                        texts[key] = text
+                        if not text:
                             empty.append(key)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise HfaidError(f"{shard} is not a readable tar shard: {exc}") from None
@@ -85,10 +96,11 @@ def check_shards(shards: list[Path], allow_empty_captions: bool = False) -> Shar
                              f"e.g. {sorted(empty)[0]!r}; caption them and export again "
                              "(or pass --allow-empty-captions)")
         samples += len(with_image)
+        captions.update((caption_key(shard, k), texts[k]) for k in with_image)
     if samples == 0:
         raise HfaidError(f"the {len(shards)} shard(s) hold no samples with an image "
                          f"({', '.join(IMAGE_EXTS)}) and a caption")
-    return ShardSet(shards=shards, samples=samples)
+    return ShardSet(shards=shards, samples=samples, captions=captions)
 
 
 def resolve_pretrained(pretrained: str) -> Path:
@@ -96,26 +108,26 @@ def resolve_pretrained(pretrained: str) -> Path:
     path = Path(pretrained).expanduser()
     if not path.exists():
         if not _HUB_ID.fullmatch(pretrained):
-            raise HfaidError(f"--pretrained {pretrained} does not exist")
+            raise HfaidError(f"--base {pretrained} does not exist")
         path = _cached_snapshot(pretrained)
     if not path.is_dir():
-        raise HfaidError(f"--pretrained {path} is not a folder")
+        raise HfaidError(f"--base {path} is not a folder")
     index = path / "model_index.json"
     if not index.is_file():
-        raise HfaidError(f"--pretrained {path} is not a diffusers model (no model_index.json); "
+        raise HfaidError(f"--base {path} is not a diffusers model (no model_index.json); "
                          "pass a folder saved by DiffusionPipeline.save_pretrained")
     try:
         json.loads(index.read_text())
     except (OSError, ValueError) as exc:
-        raise HfaidError(f"--pretrained {index} is not valid JSON: {exc}") from None
+        raise HfaidError(f"--base {index} is not valid JSON: {exc}") from None
     for part, marker in PIPELINE_PARTS.items():
         folder = path / part
         if not folder.is_dir() or (marker and not (folder / marker).is_file()):
             need = f"{part}/{marker}" if marker else f"{part}/"
-            raise HfaidError(f"--pretrained {path} is not a Stable Diffusion model: {need} "
+            raise HfaidError(f"--base {path} is not a Stable Diffusion model: {need} "
                              "is missing")
     if not any((path / "unet").glob("*.safetensors")) and not any((path / "unet").glob("*.bin")):
-        raise HfaidError(f"--pretrained {path}: unet/ holds no weights (*.safetensors or *.bin)")
+        raise HfaidError(f"--base {path}: unet/ holds no weights (*.safetensors or *.bin)")
     return path
 
 
@@ -127,6 +139,6 @@ def _cached_snapshot(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception:
         raise HfaidError(
-            f"--pretrained {repo_id}: not a local folder and not in the Hugging Face cache; "
+            f"--base {repo_id}: not a local folder and not in the Hugging Face cache; "
             f"download it first (`hf download {repo_id} --local-dir DIR`) and pass DIR"
         ) from None

@@ -14,8 +14,10 @@ _TOY_VOCAB = [
 _TOY_MERGES = [("l", "o"), ("lo", "w</w>"), ("e", "r</w>")]
 
 
-def build_tiny_pipeline(out_dir: Path, seed: int = 0, sample_size: int = 32):
-    """Save diffusers' SD2 test-sized pipeline (random weights, toy tokenizer) to `out_dir`."""
+def build_tiny_pipeline(out_dir: Path, seed: int = 0, sample_size: int = 32,
+                        prediction_type: str = "epsilon"):
+    """Save diffusers' SD2 test-sized pipeline (random weights, toy tokenizer) to `out_dir`;
+    `prediction_type` "epsilon" (like SD 2.1-base) or "v_prediction" (like SD 2.1)."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -55,6 +57,7 @@ def build_tiny_pipeline(out_dir: Path, seed: int = 0, sample_size: int = 32):
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+        prediction_type=prediction_type,
     )
     pipeline = StableDiffusionPipeline(
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,

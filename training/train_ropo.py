@@ -38,15 +38,30 @@ from curation.degrade.realesrgan import degrade  # noqa: E402
 from hfaid_core.errors import HfaidError  # noqa: E402
 from hfaid_core.settings.degrade import DegradationConfig  # noqa: E402
 from hfaid_core.shm_buffers import shared_memory_share, workers_that_fit  # noqa: E402
-from training.checks import IMAGE_EXTS, check_shards, find_shards, resolve_pretrained  # noqa: E402
+from training.bases import inspect_base  # noqa: E402
+from training.captions import (  # noqa: E402
+    CAPTION_POLICIES,
+    DEFAULT_CAPTION_POLICY,
+    CaptionPlan,
+    plan_captions,
+)
+from training.checks import (  # noqa: E402
+    IMAGE_EXTS,
+    caption_key,
+    check_shards,
+    find_shards,
+    resolve_pretrained,
+)
 from training.infer import (  # noqa: E402
     DEFAULT_GUIDANCE,
     NEGATIVE_IDENTIFIER,
     POSITIVE_IDENTIFIER,
     ROPO_FILE,
+    TRAIN_IDENTIFIER_MODES,
     generate_images,
     with_identifier,
 )
+from training.weight_check import describe, weight_report  # noqa: E402
 
 logger = logging.getLogger("train_ropo")
 PREFETCH_BATCHES = 4  # per loader worker
@@ -65,6 +80,15 @@ class RopoConfig:
     degradation_scale: int = 4
     random_flip: bool = False
     degradation: DegradationConfig | None = None  # None: Real-ESRGAN defaults
+    identifiers: str = "both"  # both | positive (clean "[X] c" only) | none (clean "c" only)
+
+    def prefixes(self) -> list[str]:
+        """The identifiers a caption may get."""
+        if self.identifiers == "none":
+            return [""]
+        if self.identifiers == "positive":
+            return [self.positive_identifier]
+        return [self.positive_identifier, self.negative_identifier]
 
 
 def decode_sample(sample: dict) -> tuple[Image.Image, str]:
@@ -105,14 +129,16 @@ def ropo_example(image: Image.Image, caption: str, rng: np.random.Generator,
     clean = resize_and_crop(image, cfg.resolution)
     if cfg.random_flip and rng.random() < 0.5:
         clean = ImageOps.mirror(clean)
-    negative = bool(rng.random() >= cfg.positive_ratio)  # u < r keeps the positive
+    # u < r keeps the positive; without the negative identifier every sample is clean.
+    negative = bool(rng.random() >= cfg.positive_ratio) and cfg.identifiers == "both"
     if negative:
         low, _ = degrade(np.asarray(clean), rng, cfg.degradation_scale, cfg.degradation)
         shown = Image.fromarray(low).resize((cfg.resolution, cfg.resolution),
                                             Image.Resampling.BICUBIC)
         identifier = cfg.negative_identifier
     else:
-        shown, identifier = clean, cfg.positive_identifier
+        shown = clean
+        identifier = "" if cfg.identifiers == "none" else cfg.positive_identifier
     # The whole text is dropped, as CFG's unconditional branch sees it.
     empty = bool(rng.random() < cfg.empty_caption_prob)
     text = "" if empty else with_identifier(identifier, caption)
@@ -120,10 +146,13 @@ def ropo_example(image: Image.Image, caption: str, rng: np.random.Generator,
 
 
 class RopoTransform:
-    """Picklable sample -> example map with one random stream per (seed, rank, worker)."""
+    """Picklable sample -> example map with one random stream per (seed, rank, worker);
+    `captions` replaces the captions a caption policy shortened (`CaptionPlan.overrides`)."""
 
-    def __init__(self, cfg: RopoConfig, seed: int | None) -> None:
+    def __init__(self, cfg: RopoConfig, seed: int | None,
+                 captions: dict[str, str | None] | None = None) -> None:
         self.cfg, self.seed, self._rng = cfg, seed, None
+        self.captions = {k: v for k, v in (captions or {}).items() if v is not None}
 
     def __call__(self, sample: dict) -> dict:
         if self._rng is None:
@@ -133,7 +162,23 @@ class RopoTransform:
             entropy = None if self.seed is None else [self.seed, rank, worker]
             self._rng = np.random.default_rng(entropy)
         image, caption = decode_sample(sample)
+        caption = self.captions.get(sample_key(sample), caption)
         return ropo_example(image, caption, self._rng, self.cfg)
+
+
+def sample_key(sample: dict) -> str:
+    """The caption key (`training.checks.caption_key`) of a WebDataset sample."""
+    return caption_key(sample.get("__url__", ""), sample.get("__key__", ""))
+
+
+class SkipSamples:
+    """Picklable filter: leaves out the samples a caption policy dropped."""
+
+    def __init__(self, dropped: set[str]) -> None:
+        self.dropped = frozenset(dropped)
+
+    def __call__(self, sample: dict) -> bool:
+        return sample_key(sample) not in self.dropped
 
 
 def collate_fn(examples: list[dict], tokenizer) -> dict:
@@ -151,17 +196,19 @@ def collate_fn(examples: list[dict], tokenizer) -> dict:
 
 
 def build_dataset(shards: list[Path], cfg: RopoConfig, seed: int | None,
-                  shuffle_buffer: int = 256):
-    """An endless, resampled stream of ROPO examples, split by node and by worker."""
+                  shuffle_buffer: int = 256, captions: CaptionPlan | None = None):
+    """An endless, resampled stream of ROPO examples, split by node and by worker, with the
+    caption policy's replacements and drops applied."""
     import webdataset as wds
 
-    return (
-        wds.WebDataset([str(s) for s in shards], resampled=True, shardshuffle=False,
-                       nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
-                       handler=wds.warn_and_continue, empty_check=False)
-        .shuffle(shuffle_buffer)
-        .map(RopoTransform(cfg, seed), handler=wds.warn_and_continue)
-    )
+    overrides = captions.overrides if captions else {}
+    stream = wds.WebDataset([str(s) for s in shards], resampled=True, shardshuffle=False,
+                            nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
+                            handler=wds.warn_and_continue, empty_check=False)
+    if captions and captions.dropped:
+        stream = stream.select(SkipSamples(captions.dropped))
+    return (stream.shuffle(shuffle_buffer)
+            .map(RopoTransform(cfg, seed, overrides), handler=wds.warn_and_continue))
 
 
 def loader_workers(requested: int, batch_size: int, resolution: int,
@@ -185,13 +232,14 @@ def loader_workers(requested: int, batch_size: int, resolution: int,
 
 
 def build_dataloader(shards: list[Path], cfg: RopoConfig, tokenizer, batch_size: int,
-                     num_workers: int, seed: int | None, shuffle_buffer: int = 256):
+                     num_workers: int, seed: int | None, shuffle_buffer: int = 256,
+                     captions: CaptionPlan | None = None):
     """Batches of `batch_size` examples, decoded and degraded by worker processes (as many
     of `num_workers` as /dev/shm has room for)."""
     # The training processes of one machine (accelerate/torchrun set LOCAL_WORLD_SIZE) share it.
     workers = loader_workers(num_workers, batch_size, cfg.resolution, shared_memory_share())
     return torch.utils.data.DataLoader(
-        build_dataset(shards, cfg, seed, shuffle_buffer), batch_size=batch_size,
+        build_dataset(shards, cfg, seed, shuffle_buffer, captions), batch_size=batch_size,
         collate_fn=partial(collate_fn, tokenizer=tokenizer), num_workers=workers,
         pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
         prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
@@ -238,6 +286,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="JSON object of [degrade] keys (hfaid finetune passes the config's).")
     p.add_argument("--allow_empty_captions", action="store_true",
                    help="Train samples whose caption is empty on the identifier alone.")
+    p.add_argument("--caption_policy", choices=CAPTION_POLICIES, default=DEFAULT_CAPTION_POLICY,
+                   help="Captions longer than the text encoder's window (counted and logged "
+                        "before training): cut them, keep their leading whole sentences, or "
+                        "drop the samples.")
+    p.add_argument("--identifiers", choices=TRAIN_IDENTIFIER_MODES, default="both",
+                   help="both: Algorithm 1; positive: clean '[X] caption' samples only; none: "
+                        "clean samples with their bare captions (RPR without ROPO).")
     p.add_argument("--train_batch_size", type=int, default=8, help="Per device.")
     p.add_argument("--gradient_accumulation_steps", type=int, default=5,
                    help="Default 8 x 5 = the paper's batch of 40 on one GPU.")
@@ -285,6 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def ropo_config(args: argparse.Namespace) -> RopoConfig:
     return RopoConfig(
+        identifiers=args.identifiers,
         resolution=args.resolution, positive_identifier=args.positive_identifier,
         negative_identifier=args.negative_identifier, positive_ratio=args.positive_ratio,
         empty_caption_prob=args.empty_caption_prob, degradation_scale=args.degradation_scale,
@@ -332,6 +388,21 @@ def load_components(pretrained: str | Path):
     return tokenizer, text_encoder, vae, unet, scheduler
 
 
+def caption_plan(pretrained: Path, captions: dict[str, str], cfg: RopoConfig,
+                 policy: str) -> CaptionPlan:
+    """Over-long captions counted with the base's own tokenizer and the policy's changes."""
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
+    return plan_captions(captions, tokenizer, cfg.prefixes(), policy)
+
+
+def caption_record(plan: CaptionPlan) -> dict:
+    return {"policy": plan.policy, "total": plan.total, "too_long": plan.too_long,
+            "dropped": len(plan.dropped), "max_tokens": plan.max_tokens,
+            "longest": plan.longest, "summary": plan.summary()}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
@@ -346,7 +417,10 @@ def _train(args: argparse.Namespace) -> None:
     shard_set = check_shards(find_shards(Path(args.train_data_dir)),
                              args.allow_empty_captions)
     pretrained = resolve_pretrained(args.pretrained_model_name_or_path)
+    base = inspect_base(pretrained)
     output_dir = Path(args.output_dir)
+    captions = caption_plan(pretrained, shard_set.captions, ropo_config(args),
+                            args.caption_policy)
 
     import diffusers
     import transformers
@@ -372,8 +446,13 @@ def _train(args: argparse.Namespace) -> None:
         set_seed(args.seed)
     if accelerator.is_main_process:
         (output_dir / "logs").mkdir(parents=True, exist_ok=True)
-    logger.info("%d samples in %d shards; pretrained %s", shard_set.samples,
-                len(shard_set.shards), pretrained)
+    logger.info("%d samples in %d shards; base %s", shard_set.samples,
+                len(shard_set.shards), base.describe())
+    # Never a silent cut: how many captions the text encoder cannot read whole, and the policy.
+    (logger.warning if captions.too_long else logger.info)("captions: %s", captions.summary())
+    if args.identifiers != "both":
+        logger.info("--identifiers %s: clean samples only (no degraded negatives)",
+                    args.identifiers)
 
     # Frozen VAE and text encoder; only the UNet learns (the paper's RPR).
     tokenizer, text_encoder, vae, unet, noise_scheduler = load_components(pretrained)
@@ -405,7 +484,7 @@ def _train(args: argparse.Namespace) -> None:
     # The loader is not prepared: the resampled stream is already split by node and worker.
     train_dataloader = build_dataloader(
         shard_set.shards, ropo_config(args), tokenizer, args.train_batch_size,
-        args.dataloader_num_workers, args.seed, args.shuffle_buffer,
+        args.dataloader_num_workers, args.seed, args.shuffle_buffer, captions,
     )
     unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
 
@@ -421,7 +500,9 @@ def _train(args: argparse.Namespace) -> None:
         accelerator.init_trackers("hfaid-ropo", config={
             k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)})
         meta = {**asdict(ropo_config(args)), "pretrained": str(pretrained),
-                "train_data_dir": str(args.train_data_dir), "samples": shard_set.samples}
+                "prediction_type": base.prediction_type, "base_resolution": base.resolution,
+                "train_data_dir": str(args.train_data_dir), "samples": shard_set.samples,
+                "captions": caption_record(captions)}
         (output_dir / "logs" / "ropo_config.json").write_text(json.dumps(meta, indent=2))
 
     total_batch = (args.train_batch_size * accelerator.num_processes
@@ -455,6 +536,7 @@ def _train(args: argparse.Namespace) -> None:
                 pipeline, args.validation_prompts, args.validation_guidance_scale,
                 args.validation_inference_steps, args.seed or 0, args.resolution,
                 args.positive_identifier, args.negative_identifier,
+                identifiers=args.identifiers,
             )
         folder = output_dir / "validation" / f"step-{step}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -511,10 +593,19 @@ def _train(args: argparse.Namespace) -> None:
         # The frozen VAE and text encoder are saved as loaded (full precision), from disk.
         pipeline = StableDiffusionPipeline.from_pretrained(pretrained, unet=final_unet)
         pipeline.save_pretrained(output_dir)
+        # Proof of what training did: the UNet against the base's, and the VAE and text
+        # encoder used in training (in their training dtype) against the ones on disk.
+        checked = weight_report(final_unet, UNet2DConditionModel.from_pretrained(
+            pretrained, subfolder="unet"), {"vae": (vae, pipeline.vae),
+                                            "text_encoder": (text_encoder, pipeline.text_encoder)})
+        (logger.info if checked["ok"] else logger.error)("weights: %s", describe(checked))
         (output_dir / ROPO_FILE).write_text(json.dumps({
             "positive_identifier": args.positive_identifier,
             "negative_identifier": args.negative_identifier,
+            "identifiers": args.identifiers,
             "positive_ratio": args.positive_ratio, "steps": global_step,
+            "prediction_type": base.prediction_type, "weights_check": checked,
+            "captions": caption_record(captions),
         }, indent=2))
         if global_step % args.validation_steps != 0:
             log_validation(global_step)

@@ -59,6 +59,9 @@ DEMO_STEPS: list[list[str]] = [
      "--dataloader-num-workers", "0", "--allow-empty-captions"],
     ["generate", "--model", "{dir}/finetuned", "--prompt", "a photograph",
      "--output", "{dir}/generated", "--steps", "4", "--resolution", "32", "--device", "cpu"],
+    # the paper's SR test protocol on 8 bundled real photos (HR 512 crops, Real-ESRGAN LR x4)
+    # with bicubic and Lanczos reference columns; rows of metrics without weights say so
+    ["evaluate", "--test-set", "{dir}/eval", "--hr", "bundled", "--baseline", "bicubic,lanczos"],
 ]
 
 

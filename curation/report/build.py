@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from curation.report.evaluation import evaluation_tables
 from curation.report.montage import montage_png
 from curation.report.page import render_page
 from curation.report.plots import funnel_png, histogram_png, roc_png, stage1_histogram_png
@@ -68,6 +69,7 @@ def build_report(
         )
     figures.update(_montages(catalog, frame, [m for m in shown if m in LOWER_BETTER]))
     sections["table3"] = _table3(frame, metrics)
+    sections["evaluation"] = evaluation_tables(catalog)
     sections["reviewers"] = _reviewers(catalog)
     sections["study"] = _study(catalog)
     rocs = _rocs(frame, metrics, policy.target_precision)

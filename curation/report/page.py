@@ -49,6 +49,14 @@ _TEMPLATE = """<!doctype html>
 <div class="grid">{% for c in s.stage1 %}<img alt="stage 1 {{ c.cut }}" src="{{ fig[c.figure] }}">{% endfor %}</div>
 </section>{% endif %}
 
+<section id="evaluation"><h2>Evaluation (paper Table 1 style: methods as columns, metrics as rows)</h2>
+{% for t in s.evaluation %}<h3>Test set {{ t.set_id }}</h3><p class="muted">{{ t.folder }}</p>
+<table><tr><th>metric</th>{% for m in t.methods %}<th>{{ m }}</th>{% endfor %}{% if t.rows|selectattr("note")|list %}<th>note</th>{% endif %}</tr>
+{% for r in t.rows %}<tr><td>{{ r.label }}</td>{% for c in r.cells %}<td>{% if c.best %}<b>{{ c.text }}</b>{% else %}{{ c.text }}{% endif %}</td>{% endfor %}{% if t.rows|selectattr("note")|list %}<td>{{ r.note }}</td>{% endif %}</tr>
+{% endfor %}</table><p class="muted">{{ t.caption }}</p>
+{% else %}<p>No evaluation yet (<code>hfaid evaluate --test-set DIR --hr FOLDER --baseline bicubic,lanczos</code>).</p>{% endfor %}
+</section>
+
 <section id="histograms"><h2>Metric distributions and thresholds</h2>
 <p class="muted">Dashed lines: the thresholds each selection stage resolves to under the current policy.</p>
 <div class="grid">{% for m in metrics %}<img alt="histogram {{ m }}" src="{{ fig['hist_' ~ safe(m) ~ '.png'] }}">{% endfor %}</div>

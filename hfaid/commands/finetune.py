@@ -19,7 +19,15 @@ from hfaid.options import CatalogOpt, ConfigOpt, recorded_run, resolve
 from hfaid.output import print_summary
 from hfaid_core.errors import HfaidError
 from hfaid_core.settings.degrade import DegradationConfig
-from training.checks import check_shards, find_shards, resolve_pretrained
+from training.bases import BASES, DEFAULT_BASE, resolve_base
+from training.captions import check_policy
+from training.checks import check_shards, find_shards
+from training.infer import (
+    IDENTIFIER_MODES,
+    ROPO_FILE,
+    TRAIN_IDENTIFIER_MODES,
+    check_identifier_mode,
+)
 
 TRAIN_SCRIPT = Path(training.__file__).resolve().parent / "train_ropo.py"
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
@@ -67,8 +75,17 @@ def finetune(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="Export folder of WebDataset *.tar shards.")],
     output: Annotated[Path, typer.Option("--output", help="Folder for checkpoints and the model.")],
-    pretrained: Annotated[str | None, typer.Option(
-        "--pretrained", help="Diffusers SD folder [default: config, SD 2.1].")] = None,
+    base: Annotated[str | None, typer.Option(
+        "--base", "--pretrained",
+        help=f"{' | '.join(BASES)} | PATH (a diffusers SD folder) [default: config, "
+             f"{DEFAULT_BASE}: 512 px, epsilon, what SeeSR/StableSR/DiffBIR load].")] = None,
+    caption_policy: Annotated[str | None, typer.Option(
+        "--caption-policy", help="Captions over the text encoder's 77 tokens: truncate | "
+        "first-sentences | drop [default: config, truncate]; always counted and reported.")
+    ] = None,
+    identifiers: Annotated[str | None, typer.Option(
+        "--identifiers", help="both (Algorithm 1) | positive | none: Table 2 ablations; "
+        "positive and none train clean samples only [default: config, both].")] = None,
     max_train_steps: Annotated[int | None, typer.Option("--max-train-steps")] = None,
     resolution: Annotated[int | None, typer.Option("--resolution")] = None,
     train_batch_size: Annotated[int | None, typer.Option(
@@ -107,7 +124,10 @@ def finetune(
     ft = cfg.finetune
     # Bad input fails here, in seconds, before accelerate or any model starts.
     shard_set = check_shards(find_shards(data), allow_empty_captions)
-    model = resolve_pretrained(pretrained or ft.pretrained)
+    base_info = resolve_base(base or ft.base)
+    model = base_info.path
+    policy = check_policy(caption_policy or ft.caption_policy)
+    mode = check_identifier_mode(identifiers or ft.identifiers, TRAIN_IDENTIFIER_MODES)
     precision = resolve_mixed_precision(mixed_precision or ft.mixed_precision)
     processes = num_processes or ft.num_processes
     opts: dict[str, Any] = {
@@ -129,8 +149,10 @@ def finetune(
         "validation_guidance_scale": ft.guidance_scale,
         "validation_inference_steps": ft.inference_steps,
         "resume_from_checkpoint": resume_from_checkpoint, "seed": seed,
+        "caption_policy": policy, "identifiers": mode,
     }
     _check_numbers(opts)
+    captions = _caption_report(model, shard_set.captions, opts, policy)
     script_args = [f"--{k}={v}" for k, v in opts.items() if v is not None]
     if use_ema if use_ema is not None else ft.use_ema:
         script_args.append("--use_ema")
@@ -145,12 +167,15 @@ def finetune(
         script_args += ["--validation_prompts", *validation_prompt]
     script_args += ctx.args
     command = launch_command(script_args, processes, precision)
+    # On stderr: a dry run's stdout is the command alone.
+    print(f"base: {base_info.describe()}", file=sys.stderr)
+    print(f"captions: {captions}", file=sys.stderr)
     if dry_run:
         print(shlex.join(command))
         return
 
-    settings = {"command": command, "samples": shard_set.samples,
-                "finetune": cfg.section("finetune")}
+    settings = {"command": command, "samples": shard_set.samples, "base": str(model),
+                "captions": captions, "finetune": cfg.section("finetune")}
     started = time.perf_counter()
     with _catalog_run(catalog, config, "finetune", settings) as run:
         code = subprocess.run(command, check=False).returncode
@@ -163,6 +188,21 @@ def finetune(
         "samples in shards": shard_set.samples, "shards": len(shard_set.shards),
         **summary, "seconds": time.perf_counter() - started,
     })
+
+
+def _caption_report(model: Path, captions: dict[str, str], opts: dict[str, Any],
+                    policy: str) -> str:
+    """The caption plan's one line, before anything starts (the script logs it again)."""
+    from transformers import CLIPTokenizer
+
+    from training.captions import plan_captions
+    from training.train_ropo import RopoConfig
+
+    cfg = RopoConfig(positive_identifier=opts["positive_identifier"],
+                     negative_identifier=opts["negative_identifier"],
+                     identifiers=opts["identifiers"])
+    tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer")
+    return plan_captions(captions, tokenizer, cfg.prefixes(), policy).summary()
 
 
 def _check_numbers(opts: dict[str, Any]) -> None:
@@ -184,9 +224,16 @@ def _training_summary(output: Path) -> dict[str, Any]:
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     last = rows[-1] if rows else {}
     loss = last.get("loss", float("nan"))
-    return {"steps": last.get("step", 0), "last loss": loss,
-            "loss finite": "yes" if rows and all(math.isfinite(r["loss"]) for r in rows)
-            else "no"}
+    summary = {"steps": last.get("step", 0), "last loss": loss,
+               "loss finite": "yes" if rows and all(math.isfinite(r["loss"]) for r in rows)
+               else "no"}
+    ropo = output / ROPO_FILE
+    checked = json.loads(ropo.read_text()).get("weights_check") if ropo.is_file() else None
+    if checked:
+        from training.weight_check import describe
+
+        summary["weights"] = describe(checked)
+    return summary
 
 
 @app.command()
@@ -204,6 +251,10 @@ def generate(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str | None, typer.Option("--device", help="cuda | cpu [default: auto]")
                       ] = None,
+    identifiers: Annotated[str | None, typer.Option(
+        "--identifiers", help=f"{' | '.join(IDENTIFIER_MODES)}: which identifiers prompt and "
+        "negative prompt carry (Table 2 ablations) [default: the model's training mode].")
+    ] = None,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -221,7 +272,7 @@ def generate(
     started = time.perf_counter()
     paths = generate_to_folder(model, captions, output, scale,
                                steps or cfg.finetune.inference_steps, seed, resolution,
-                               device=device)
+                               device=device, identifiers=identifiers)
     print_summary(f"generate -> {output}", {
         "images": len(paths), "guidance s": scale, "seconds": time.perf_counter() - started,
     })
@@ -231,11 +282,17 @@ def generate(
 def tiny_sd(
     folder: Annotated[Path, typer.Argument(help="Where to write the model folder.")],
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    prediction_type: Annotated[str, typer.Option(
+        "--prediction-type", help="epsilon (like SD 2.1-base) | v_prediction (like SD 2.1)")
+    ] = "epsilon",
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Write a tiny random-weight Stable Diffusion folder (smoke tests and the demo)."""
     from training.tiny_sd import build_tiny_pipeline
 
-    build_tiny_pipeline(folder, seed=seed)
+    if prediction_type not in ("epsilon", "v_prediction"):
+        raise HfaidError(f"--prediction-type must be epsilon or v_prediction, "
+                         f"got {prediction_type!r}")
+    build_tiny_pipeline(folder, seed=seed, prediction_type=prediction_type)
     print(f"wrote a tiny random Stable Diffusion to {folder}")

@@ -7,8 +7,12 @@ from dataclasses import dataclass
 
 @dataclass
 class FinetuneConfig:
-    # The paper's recipe (RAP-SR section 4): SD 2.1, AdamW 5e-5, batch 40, 3,000 steps.
-    pretrained: str = "stabilityai/stable-diffusion-2-1"  # a diffusers folder or a cached hub id
+    # The paper's recipe (RAP-SR section 4): AdamW 5e-5, batch 40, 3,000 steps, r = 0.8.
+    # sd21-base (512 px, epsilon): what SeeSR, StableSR and DiffBIR load; sd21 (768 px,
+    # v-prediction); or a diffusers folder / a hub id in the local Hugging Face cache.
+    base: str = "sd21-base"
+    caption_policy: str = "truncate"  # over 77 tokens: truncate | first-sentences | drop
+    identifiers: str = "both"  # both | positive | none (the paper's Table 2 ablations)
     resolution: int = 512
     max_train_steps: int = 3000
     learning_rate: float = 5e-5
