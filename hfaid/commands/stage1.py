@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from hfaid.app import app
-from hfaid.options import CatalogOpt, ConfigOpt, open_for_writing, recorded_run
+from hfaid.jobs import finish_job
+from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
 from hfaid.output import print_summary
 from hfaid_core.errors import HfaidError
 
@@ -18,11 +19,12 @@ WorkersOpt = Annotated[
 
 
 @app.command()
-def clean(workers: WorkersOpt = None, catalog: CatalogOpt = None, config: ConfigOpt = None) -> None:
+def clean(workers: WorkersOpt = None, catalog: CatalogOpt = None, config: ConfigOpt = None,
+          as_json: JsonOpt = False) -> None:
     """Decode-check and measure ingested images once, then apply the [clean] thresholds to all."""
     from curation.stage1.clean import clean as run_clean
     from curation.stage1.clean import measure_version, validate
-    from db.outcomes import write_outcomes
+    from db.outcomes import run_errors, write_outcomes
 
     cat, cfg = open_for_writing(catalog, config)
     validate(cfg.clean)
@@ -44,15 +46,17 @@ def clean(workers: WorkersOpt = None, catalog: CatalogOpt = None, config: Config
         statuses = outcomes.column("status").to_pylist()
         reasons: dict[str, int] = {}
         for status, reason in zip(statuses, outcomes.column("reason").to_pylist(), strict=True):
-            if status != "pass":
+            if status == "reject":
                 reasons[reason] = reasons.get(reason, 0) + 1
+        errors = run_errors(cat, "clean", run.run_id)
         run.counts = {
             "measured": stats.items,
             "decided": outcomes.num_rows,
             "passed": statuses.count("pass"),
             "rejected": statuses.count("reject"),
-            "errors": statuses.count("error"),
+            "errors": errors["errors"],
             "reasons": reasons,
+            "top_error_reasons": errors["top_reasons"],
             "seconds": round(stats.seconds + time.perf_counter() - started, 2),
         }
     rows = {
@@ -60,12 +64,11 @@ def clean(workers: WorkersOpt = None, catalog: CatalogOpt = None, config: Config
         "decided (all measured images)": outcomes.num_rows,
         "passed": statuses.count("pass"),
         "rejected": statuses.count("reject"),
-        "errors": statuses.count("error"),
     }
     rows.update({f"  {r}": n for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])})
     rows["seconds"] = run.counts["seconds"]
     rows["images/s decoded"] = stats.items / stats.seconds if stats.seconds else 0.0
-    print_summary(f"clean {cat.path}", rows)
+    finish_job("clean", f"clean {cat.path}", rows, run.counts, errors, as_json)
 
 
 @app.command()
