@@ -92,7 +92,7 @@ def check_query(parser: duckdb.DuckDBPyConnection, sql: str, hidden_tables: set[
         word = _first_word(statement.query)
         if statement.type.name not in QUERY_TYPES:
             raise RefusedQueryError(
-                f"refused: {word} (hfaid sql runs only queries: {ALLOWED}; "
+                f"refused: {word} (hfaid sql is read-only and runs only queries: {ALLOWED}; "
                 "write a result with --out FILE.parquet|csv)"
             )
         if statement.type.name == "EXPLAIN":

@@ -44,7 +44,7 @@ def resolve_stage_input(name: str) -> str | None:
         return None
     if name not in STAGE_ORDER:
         raise UnknownStageError(
-            f"--stage-input {name!r} is not a funnel stage; use one of: "
+            f"--stage-input {name!r} is not a stage of the funnel; use one of: "
             + ", ".join(stage_input_names())
         )
     return name

@@ -70,6 +70,7 @@ if not spawn.is_forking(sys.argv):
 # Exit codes (README.md): 0 done, 1 internal error, 2 bad input, 3 every image of a per-image
 # job failed, 4 `hfaid run` stopped to wait for reviews, 128 + N stopped by signal N (130 Ctrl-C).
 EXIT_INTERNAL, EXIT_BAD_INPUT = 1, 2
+TYPER_INTERRUPTED = 130  # typer returns this for a KeyboardInterrupt raised inside a command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        signum = received_signal() or signal.SIGINT
-        print(
-            f"{'interrupted' if signum == signal.SIGINT else signal.Signals(signum).name}: "
-            "finished shards are saved; re-run the command to resume",
-            file=sys.stderr,
-        )
-        return 128 + signum
+        return _interrupted()
     except typer.TyperException as exc:  # usage errors: typer prints them like click does
         exc.show()
         return exc.exit_code
@@ -107,7 +102,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internal error: {type(exc).__name__}: {exc} (set HFAID_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return EXIT_INTERNAL
+    if code == TYPER_INTERRUPTED:
+        return _interrupted()
     return code if isinstance(code, int) else 0
+
+
+def _interrupted() -> int:
+    """Ctrl-C, SIGTERM or SIGHUP: one line, exit 128 + the signal (130 for Ctrl-C)."""
+    signum = received_signal() or signal.SIGINT
+    print(
+        f"{'interrupted' if signum == signal.SIGINT else signal.Signals(signum).name}: "
+        "finished shards are saved; re-run the command to resume",
+        file=sys.stderr,
+    )
+    return 128 + signum
 
 
 if __name__ == "__main__":

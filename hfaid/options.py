@@ -95,6 +95,7 @@ class RunRecord:
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         self.counts: dict[str, Any] = {}
+        self.status = "done"  # a job that stopped early on an interrupt says "interrupted"
 
 
 @contextmanager
@@ -109,4 +110,4 @@ def recorded_run(catalog: Catalog, command: str, config: dict[str, Any]) -> Iter
     except BaseException:
         finish_run(catalog, record.run_id, "failed", record.counts)
         raise
-    finish_run(catalog, record.run_id, "done", record.counts)
+    finish_run(catalog, record.run_id, record.status, record.counts)

@@ -80,7 +80,7 @@ def _check_step(step: Step, base: Path, catalog: Catalog, cfg: Config) -> None:
         from curation.scoring.scorers import get_scorer_spec
         from hfaid_core.weights import get_spec, missing_files
 
-        folder = opts.get("weights_dir") or cfg.weights.dir or None
+        folder = base / opts["weights_dir"] if opts.get("weights_dir") else cfg.weights.dir or None
         for metric in step_metrics(step, cfg):
             name = get_scorer_spec(metric).weights
             if name and not get_spec(name).offline and missing_files(name, folder):
@@ -91,7 +91,8 @@ def _check_step(step: Step, base: Path, catalog: Catalog, cfg: Config) -> None:
         from captioning.models import resolve_model
 
         resolve_model(str(opts.get("model") or cfg.caption.model),
-                      opts.get("weights_dir") or cfg.weights.dir or None)
+                      base / opts["weights_dir"] if opts.get("weights_dir") else
+                      cfg.weights.dir or None)
 
 
 def step_metrics(step: Step, cfg: Config) -> tuple[str, ...]:

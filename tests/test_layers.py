@@ -29,6 +29,7 @@ CURATION_ALLOWED: dict[str, set[str]] = {
     "demo": set(),
     "export": {"degrade", "ingest"},
     "report": {"selection"},
+    "plan": set(),
 }
 
 

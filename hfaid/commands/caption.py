@@ -90,6 +90,7 @@ def caption(
                                 recaption=recaption == "flagged")
         after = caption_counts(cat)
         errors = run_errors(cat, "caption", run.run_id)
+        run.status = "interrupted" if stats.interrupted else "done"
         run.counts = {"images": stats.items, "captions_added": stats.rows_merged,
                       "flagged": after["flagged"], "seconds": round(stats.seconds, 2),
                       "interrupted": stats.interrupted, "errors": errors["errors"],

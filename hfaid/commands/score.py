@@ -143,6 +143,7 @@ def score(
         )
         counts = score_counts(cat, versions)
         errors = run_errors(cat, "score", run.run_id)
+        run.status = "interrupted" if stats.interrupted else "done"
         run.counts = {
             "pending_images": stats.items,
             "rows_added": stats.rows_merged,
