@@ -1,10 +1,101 @@
-"""Helpers of the `hfaid run` tests: a catalog's content without run ids and timestamps."""
+"""Helpers of the `hfaid run` tests: a demo-scale config, recipe pieces, and a catalog's content
+without run ids and timestamps."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from db.catalog import Catalog
+
+CONFIG = """\
+[runner]
+workers = 1
+shard_size = 2
+[catalog]
+lock_timeout_s = 30
+[clean]
+min_short_side = 96
+measure_scale = 1
+laplacian_min = 10.0
+laplacian_max = 6000.0
+[[policy.quality.rules]]
+metric = "niqe"
+keep_fraction = 0.8
+[policy.review]
+combine = "rank_fusion"
+keep_fraction = 0.8
+[[policy.review.rules]]
+metric = "niqe"
+[[policy.review.rules]]
+metric = "qalign_aesthetic"
+weight = 2.0
+"""
+
+QUALITY = """\
+[[step]]
+command = "ingest"
+sources = ["pool"]
+workers = 1
+
+[[step]]
+command = "clean"
+workers = 1
+
+[[step]]
+command = "dedup"
+
+[[step]]
+name = "score-quality"
+command = "score"
+metrics = ["niqe"]
+stage_input = "dedup"
+device = "cpu"
+decode_workers = 0
+
+[[step]]
+command = "select"
+stage = "quality"
+"""
+
+AESTHETIC = """\
+[[step]]
+name = "score-aesthetic"
+command = "score"
+metrics = ["qalign_aesthetic"]
+stage_input = "quality"
+device = "cpu"
+decode_workers = 0
+weights_dir = "{weights}"
+{optional}
+"""
+
+SELECTIONS = """\
+[[step]]
+command = "select"
+stage = "aesthetic"
+
+[[step]]
+command = "select"
+stage = "review"
+"""
+
+REVIEW_AND_AFTER = """\
+[[step]]
+name = "reviews"
+command = "await-reviews"
+
+[[step]]
+command = "caption"
+model = "{model}"
+device = "cpu"
+batch_size = 4
+
+[[step]]
+command = "export"
+out = "export"
+captions = "any"
+overwrite = true
+"""
 
 
 def snapshot(path: Path) -> dict[str, list]:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from captioning.tiny_model import build_random_florence2
 from curation.scoring.scorers import random_weights as rw
@@ -18,103 +17,9 @@ from db.review import record_vote
 from hfaid.orchestrate import EXIT_WAITING
 from hfaid.recipe import default_recipe_text, load_recipe
 from tests.conftest import write_photo_pool
-from tests.run_helpers import snapshot
+from tests.run_helpers import AESTHETIC, CONFIG, QUALITY, REVIEW_AND_AFTER, SELECTIONS, snapshot
 
-CONFIG = """\
-[runner]
-workers = 1
-shard_size = 8
-[clean]
-min_short_side = 96
-measure_scale = 1
-laplacian_min = 10.0
-laplacian_max = 6000.0
-[[policy.quality.rules]]
-metric = "niqe"
-keep_fraction = 0.8
-[policy.review]
-combine = "rank_fusion"
-keep_fraction = 0.8
-[[policy.review.rules]]
-metric = "niqe"
-[[policy.review.rules]]
-metric = "qalign_aesthetic"
-weight = 2.0
-"""
-
-QUALITY = """\
-[[step]]
-command = "ingest"
-sources = ["pool"]
-workers = 1
-
-[[step]]
-command = "clean"
-workers = 1
-
-[[step]]
-command = "dedup"
-
-[[step]]
-name = "score-quality"
-command = "score"
-metrics = ["niqe"]
-stage_input = "dedup"
-device = "cpu"
-decode_workers = 0
-
-[[step]]
-command = "select"
-stage = "quality"
-"""
-
-AESTHETIC = """\
-[[step]]
-name = "score-aesthetic"
-command = "score"
-metrics = ["qalign_aesthetic"]
-stage_input = "quality"
-device = "cpu"
-decode_workers = 0
-weights_dir = "{weights}"
-{optional}
-
-[[step]]
-command = "select"
-stage = "aesthetic"
-
-[[step]]
-command = "select"
-stage = "review"
-"""
-
-REVIEW_AND_AFTER = """\
-[[step]]
-name = "reviews"
-command = "await-reviews"
-
-[[step]]
-command = "caption"
-model = "{model}"
-device = "cpu"
-batch_size = 4
-
-[[step]]
-command = "export"
-out = "export"
-captions = "any"
-overwrite = true
-"""
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread(monkeypatch):
-    """One thread here and in subprocesses: on a busy 2-core box, 2 threads spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +52,7 @@ def _run(cli, project: Path, recipe: Path, *extra: str, catalog: str = "hfaid.du
 def test_run_until_quality_then_to_the_end_equals_the_commands_by_hand(
         project, qalign_weights, cli):
     recipe = _write_recipe(project, QUALITY + AESTHETIC.format(weights=qalign_weights,
-                                                               optional=""))
+                                                               optional="") + SELECTIONS)
     code, out, err = _run(cli, project, recipe, "--until", "quality")
     assert code == 0, err
     state = snapshot(project / "hfaid.duckdb")
@@ -184,15 +89,7 @@ def test_run_until_quality_then_to_the_end_equals_the_commands_by_hand(
 
 def test_review_wait_then_resume_captions_and_exports(project, tmp_path_factory, cli):
     model = build_random_florence2(tmp_path_factory.mktemp("florence") / "tiny")
-    recipe = _write_recipe(project, QUALITY + """
-[[step]]
-command = "select"
-stage = "aesthetic"
-
-[[step]]
-command = "select"
-stage = "review"
-""" + REVIEW_AND_AFTER.format(model=model))
+    recipe = _write_recipe(project, QUALITY + SELECTIONS + REVIEW_AND_AFTER.format(model=model))
     code, out, err = _run(cli, project, recipe)
     catalog = Catalog(project / "hfaid.duckdb")
     queue = images_passing(catalog, "review_queue").column("image_id").to_pylist()
@@ -243,7 +140,8 @@ def test_missing_qalign_weights_stop_before_any_work(project, tmp_path, cli, mon
 def test_optional_aesthetic_step_without_weights_is_skipped_and_not_run(project, tmp_path,
                                                                         cli):
     recipe = _write_recipe(project, QUALITY + AESTHETIC.format(weights=tmp_path / "empty",
-                                                               optional="optional = true"))
+                                                               optional="optional = true")
+                           + SELECTIONS)
     code, out, err = _run(cli, project, recipe)
     assert code == 0, err
     assert "skipped (optional step): weights for qalign_aesthetic (qalign): missing file" in out

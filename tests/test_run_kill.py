@@ -13,61 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_photo_pool
-from tests.run_helpers import snapshot
-
-CONFIG = """\
-[runner]
-workers = 1
-shard_size = 2
-[catalog]
-lock_timeout_s = 30
-[clean]
-min_short_side = 96
-measure_scale = 1
-laplacian_min = 10.0
-laplacian_max = 6000.0
-[[policy.quality.rules]]
-metric = "niqe"
-keep_fraction = 0.7
-[policy.review]
-combine = "rank_fusion"
-keep_fraction = 0.8
-[[policy.review.rules]]
-metric = "niqe"
-"""
-
-RECIPE = """\
-[[step]]
-command = "ingest"
-sources = ["pool"]
-workers = 1
-
-[[step]]
-command = "clean"
-workers = 1
-
-[[step]]
-command = "dedup"
-
-[[step]]
-command = "score"
-metrics = ["niqe"]
-stage_input = "dedup"
-device = "cpu"
-decode_workers = 0
-
-[[step]]
-command = "select"
-stage = "quality"
-
-[[step]]
-command = "select"
-stage = "aesthetic"
-
-[[step]]
-command = "select"
-stage = "review"
-"""
+from tests.run_helpers import CONFIG, QUALITY, SELECTIONS, snapshot
 
 
 def _start(folder: Path, catalog: str) -> subprocess.Popen:
@@ -83,7 +29,7 @@ def _start(folder: Path, catalog: str) -> subprocess.Popen:
 def test_kill_minus_nine_ten_times_then_rerun_equals_one_clean_run(tmp_path: Path):
     write_photo_pool(tmp_path / "pool", 8, size=(160, 120))
     (tmp_path / "hfaid.toml").write_text(CONFIG)
-    (tmp_path / "recipe.toml").write_text(RECIPE)
+    (tmp_path / "recipe.toml").write_text(QUALITY + SELECTIONS)
 
     started = time.monotonic()
     clean = _start(tmp_path, "clean.duckdb")
