@@ -7,10 +7,11 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -21,6 +22,7 @@ DEFAULT_CATALOG = "hfaid.duckdb"
 # while another closes its last connection can fail ("Unique file handle conflict"), so
 # threads take turns at those two moments (the work in between runs concurrently).
 _OPEN_CLOSE = threading.Lock()
+T = TypeVar("T")
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -74,9 +76,8 @@ class Catalog:
             raise CatalogError(f"catalog {self.path} does not exist (create it with `hfaid init`)")
         if self.path.is_dir():
             raise CatalogError(f"catalog {self.path} is a directory, not a DuckDB file")
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.02
-        while True:
+
+        def connect() -> duckdb.DuckDBPyConnection:
             try:
                 with _OPEN_CLOSE:
                     return duckdb.connect(str(self.path), read_only=read_only)
@@ -87,6 +88,17 @@ class Catalog:
                     with _OPEN_CLOSE:
                         return duckdb.connect(str(self.path))
                 raise CatalogError(_explain_open_error(self.path, str(exc))) from None
+
+        return self.retry_while_locked(connect)
+
+    def retry_while_locked(self, open_fn: Callable[[], T]) -> T:
+        """Call `open_fn` (which opens this catalog file), retrying with backoff while another
+        process holds its lock, up to lock_timeout_s; other failures become one-line errors."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                return open_fn()
             except duckdb.IOException as exc:
                 text = str(exc)
                 holder = _LOCK_HOLDER.search(text)

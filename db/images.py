@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from db.catalog import Catalog
+from db.outcomes import error_summary
 
 
 def changed_paths(catalog: Catalog, scanned: pa.Table) -> pa.Table:
@@ -90,3 +92,18 @@ def images_passing(catalog: Catalog, stage: str | None) -> pa.Table:
     sql += "ORDER BY i.image_id"
     with catalog.connect(read_only=True) as con:
         return con.sql(sql, params=params).to_arrow_table()
+
+
+def ingest_errors(catalog: Catalog, run_id: int, top: int = 3) -> dict[str, Any]:
+    """Paths `run_id` read: how many, how many could not be read, the top reasons."""
+    with catalog.connect(read_only=True) as con:
+        seen, errors = con.execute(
+            "SELECT count(*), count(error) FROM paths WHERE run_id = ?", [run_id]
+        ).fetchone()
+        reasons = con.execute(
+            "SELECT error, count(*), any_value(path || ': ' || coalesce(error_detail, error)) "
+            "FROM paths WHERE run_id = ? AND error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 "
+            "LIMIT ?",
+            [run_id, top],
+        ).fetchall()
+    return error_summary(seen, errors, reasons)

@@ -10,6 +10,9 @@ from db.catalog import Catalog
 from db.stages import stage_rank
 
 OUTCOME_COLUMNS = ("image_id", "stage", "status", "reason", "detail")
+# The detail of a selection pass when none of the stage's rules could apply (nothing scored):
+# the funnel shows such a stage as "not run", never as a filter every image passed.
+NO_RULE_APPLIED = "no rule applied"
 
 
 def write_outcomes(catalog: Catalog, outcomes: pa.Table, run_id: int) -> int:
@@ -51,6 +54,13 @@ def funnel(catalog: Catalog) -> dict[str, Any]:
         rows = con.execute(
             "SELECT stage, status, coalesce(reason, ''), count(*) FROM stage_outcomes GROUP BY ALL"
         ).fetchall()
+        unfiltered = dict(
+            con.execute(
+                "SELECT stage, any_value(detail) FROM stage_outcomes GROUP BY stage "
+                "HAVING bool_and(status = 'pass' AND coalesce(starts_with(detail, ?), false))",
+                [NO_RULE_APPLIED],
+            ).fetchall()
+        )
     stages: dict[str, dict[str, Any]] = {}
     rows = ingest_rows + rows
     for stage, status, reason, count in rows:
@@ -67,4 +77,39 @@ def funnel(catalog: Catalog) -> dict[str, Any]:
     ordered = sorted(stages.values(), key=lambda s: stage_rank(s["stage"]))
     for entry in ordered:
         entry["reasons"] = dict(sorted(entry["reasons"].items(), key=lambda kv: -kv[1]))
+        detail = unfiltered.get(entry["stage"])
+        if detail is not None:  # every image went through unfiltered: not a stage that passed
+            why = detail[len(NO_RULE_APPLIED):].strip(" ()") or "no rule applied"
+            entry.update(not_run=why, passed_through=entry["passed"], passed=0)
     return {"images": images, "stages": ordered}
+
+
+def run_errors(catalog: Catalog, stage: str, run_id: int, top: int = 3,
+               failure_reasons: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Outcomes `run_id` wrote for `stage`: how many, how many errors (status error, or one of
+    `failure_reasons`), the top error reasons with one example detail each."""
+    failed = "(status = 'error' OR list_contains(?::VARCHAR[], reason))"
+    reasons_param = list(failure_reasons)
+    with catalog.connect(read_only=True) as con:
+        seen, errors = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {failed}) FROM stage_outcomes "
+            "WHERE stage = ? AND run_id = ?",
+            [reasons_param, stage, run_id],
+        ).fetchone()
+        reasons = con.execute(
+            "SELECT coalesce(reason, 'unknown'), count(*), any_value(detail) FROM stage_outcomes "
+            f"WHERE stage = ? AND run_id = ? AND {failed} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
+            [stage, run_id, reasons_param, top],
+        ).fetchall()
+    return error_summary(seen, errors, reasons)
+
+
+def error_summary(seen: int, errors: int, reasons: list[tuple[str, int, str | None]]
+                  ) -> dict[str, Any]:
+    """The errors part of a per-image job's summary, in one shape for every job."""
+    return {
+        "seen": seen,
+        "errors": errors,
+        "top_reasons": {r: n for r, n, _ in reasons},
+        "examples": {r: d for r, _, d in reasons if d},
+    }

@@ -37,3 +37,15 @@ def list_runs(catalog: Catalog, limit: int = 50) -> list[dict[str, Any]]:
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def finished_runs(catalog: Catalog, commands: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Runs of `commands` that ended "done", oldest first, with config and counts parsed."""
+    with catalog.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT run_id, command, config, counts FROM runs WHERE status = 'done' "
+            "AND list_contains(?::VARCHAR[], command) ORDER BY run_id",
+            [list(commands)],
+        ).fetchall()
+    return [{"run_id": r, "command": c, "config": json.loads(cfg or "{}"),
+             "counts": json.loads(counts or "{}")} for r, c, cfg, counts in rows]

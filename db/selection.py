@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.catalog import Catalog, in_transaction
+from db.outcomes import NO_RULE_APPLIED
 
 
 @dataclass(frozen=True)
@@ -271,8 +272,9 @@ def evaluate(
             )
             + " END"
         )
-        if not parts and not fusion:
-            reason, detail = "NULL", "'no rule applied'"
+        if not parts and not fusion:  # the funnel reads this as "not run" (db/outcomes.py)
+            unscored = f" (no scores for {', '.join(skipped)})" if skipped else ""
+            reason, detail = "NULL", _lit(NO_RULE_APPLIED + unscored)
         frank = (
             "CASE WHEN ok THEN row_number() OVER (PARTITION BY ok ORDER BY fused DESC "
             "NULLS LAST, image_id) END"

@@ -13,7 +13,9 @@ import typer
 from db.catalog import Catalog, default_catalog_path
 from db.migrate import migrate, require_current
 from db.runs import finish_run, start_run
+from db.stages import UnknownStageError, resolve_stage_input
 from hfaid_core.config import Config, load_config
+from hfaid_core.errors import HfaidError
 
 CatalogOpt = Annotated[
     Path | None,
@@ -57,6 +59,25 @@ def open_for_reading(catalog: Path | None, config: Path | None) -> tuple[Catalog
     return cat, cfg
 
 
+def stage_input_option(name: str) -> str | None:
+    """A --stage-input value (a funnel stage, `all`, `accepted`) as the stage whose passed images
+    the command reads; None = every ingested image. The same meaning in every command."""
+    try:
+        return resolve_stage_input(name)
+    except UnknownStageError as exc:
+        raise HfaidError(str(exc)) from None
+
+
+def gpu_name(device: str) -> str:
+    """The CUDA device's name ("NVIDIA H100 80GB HBM3"), "" elsewhere; runs record it so that
+    `hfaid plan` takes rates from runs on the GPU kind it plans for."""
+    if not device.startswith("cuda"):
+        return ""
+    import torch
+
+    return torch.cuda.get_device_name(device) if torch.cuda.is_available() else ""
+
+
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Installed versions of the packages whose behaviour a run depends on."""
     versions = {}
@@ -74,6 +95,7 @@ class RunRecord:
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         self.counts: dict[str, Any] = {}
+        self.status = "done"  # a job that stopped early on an interrupt says "interrupted"
 
 
 @contextmanager
@@ -88,4 +110,4 @@ def recorded_run(catalog: Catalog, command: str, config: dict[str, Any]) -> Iter
     except BaseException:
         finish_run(catalog, record.run_id, "failed", record.counts)
         raise
-    finish_run(catalog, record.run_id, "done", record.counts)
+    finish_run(catalog, record.run_id, record.status, record.counts)

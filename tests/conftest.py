@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from curation.demo.photos import colour_photos
@@ -21,6 +22,16 @@ def catalog(tmp_path: Path) -> Catalog:
     cat = Catalog(tmp_path / "catalog.duckdb", lock_timeout_s=10)
     migrate(cat)
     return cat
+
+
+@pytest.fixture
+def one_torch_thread(monkeypatch):
+    """One thread here and in launched scripts: on a busy 2-core box, 2 threads spin-wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""`hfaid demo` runs end to end on the bundled photos and shows a funnel."""
+"""`hfaid demo` runs the demo recipe through `hfaid run` on the bundled photos, stops where
+reviewers take over, shows a funnel, and prints no dependency warning."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def test_demo_runs_every_stage_and_prints_the_funnel(tmp_path: Path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "funnel" in result.stdout
+    assert "step 1/15: ingest" in result.stdout and "step 13/15: reviews" in result.stdout
+    assert "waiting for reviews: " in result.stdout
+    output = result.stdout + result.stderr
+    for noise in ("Warning", "warnings.warn", "kernels-community", "Traceback"):
+        assert noise not in output, noise
     funnel = subprocess.run(
         [
             sys.executable,
@@ -39,3 +45,11 @@ def test_demo_runs_every_stage_and_prints_the_funnel(tmp_path: Path):
     data = json.loads(funnel.stdout)
     assert data["images"] > 250
     assert data["stages"][0]["stage"] == "ingest"
+    aesthetic = next(s for s in data["stages"] if s["stage"] == "aesthetic")
+    assert aesthetic["not_run"] == "no scores for qalign_aesthetic"  # Q-Align is not bundled
+    runs = subprocess.run(
+        [sys.executable, "-m", "hfaid.cli", "sql", "SELECT status FROM runs WHERE command = 'run'",
+         "--json", "--catalog", str(demo_dir / "hfaid.duckdb")],
+        capture_output=True, text=True, check=True,
+    )
+    assert json.loads(runs.stdout) == {"status": "waiting"}

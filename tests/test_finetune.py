@@ -41,14 +41,7 @@ def _run(*args) -> int:
     return hfaid([str(a) for a in args])
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread(monkeypatch):
-    """One thread here and in launched scripts: on a busy 2-core box, 2 threads spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ CURATION_ALLOWED: dict[str, set[str]] = {
     "export": {"degrade", "ingest"},
     "report": {"selection", "evaluate"},
     "evaluate": {"degrade", "scoring", "ingest", "demo"},
+    "plan": set(),
 }
 
 

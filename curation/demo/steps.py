@@ -1,4 +1,4 @@
-"""`hfaid demo`: build a small real-photo pool and run every pipeline stage that exists on it."""
+"""`hfaid demo`: the config and the recipe that run every pipeline stage on the demo pool."""
 
 from __future__ import annotations
 
@@ -31,42 +31,114 @@ metric = "niqe"
 metric = "brisque"
 """
 
-# Each stage adds its command here, in pipeline order; "{catalog}", "{config}" and "{dir}"
-# are filled in. A step runs through the same CLI entry point a user types.
-DEMO_STEPS: list[list[str]] = [
-    ["ingest", "{dir}/pool"],
-    ["clean"],
-    ["dedup"],
-    # stage 2 scoring with the metrics whose parameters ship with hfaid (no weights needed)
-    ["score", "--metrics", "niqe,brisque", "--stage-input", "dedup", "--device", "cpu"],
-    # selection over stored scores (after scoring); --if-available: skip while nothing is scored
-    ["select", "--stage", "quality", "--if-available"],
-    ["select", "--stage", "aesthetic", "--if-available"],
-    ["select", "--stage", "review", "--if-available"],
-    ["report", "--out", "{dir}/report"],
-    # caption (after review, before export); prints a note and goes on without Florence-2 weights
-    ["caption", "--if-available"],
-    # export the review queue (human votes and captions do not exist in a fresh demo, so
-    # --captions any); --pairs adds Real-ESRGAN-degraded x4 inputs; the demo owns its folder
-    ["export", "--format", "webdataset", "--out", "{dir}/export", "--status", "queued",
-     "--captions", "any", "--pairs", "--maxcount", "16", "--overwrite"],
-    # fine-tune a tiny random SD (no SD 2.1 offline) for 2 steps on the export, then generate
-    # with identifier guidance; demo captions may be empty, hence --allow-empty-captions
-    ["tiny-sd", "{dir}/tiny-sd"],
-    ["finetune", "--data", "{dir}/export", "--pretrained", "{dir}/tiny-sd",
-     "--output", "{dir}/finetuned", "--max-train-steps", "2", "--resolution", "32",
-     "--train-batch-size", "2", "--gradient-accumulation-steps", "1",
-     "--dataloader-num-workers", "0", "--allow-empty-captions"],
-    ["generate", "--model", "{dir}/finetuned", "--prompt", "a photograph",
-     "--output", "{dir}/generated", "--steps", "4", "--resolution", "32", "--device", "cpu"],
-    # the paper's SR test protocol on 8 bundled real photos (HR 512 crops, Real-ESRGAN LR x4)
-    # with bicubic and Lanczos reference columns; rows of metrics without weights say so
-    ["evaluate", "--test-set", "{dir}/eval", "--hr", "bundled", "--baseline", "bicubic,lanczos"],
-]
+# The demo's recipe (`hfaid run`, docs/CONFIG.md "Recipes"); "{dir}" is the demo folder. Each
+# stage adds its step here, in pipeline order.
+DEMO_RECIPE = """\
+[recipe]
+name = "demo"
+
+[[step]]
+command = "ingest"
+sources = ["{dir}/pool"]
+
+[[step]]
+command = "clean"
+
+[[step]]
+command = "dedup"
+
+# stage 2 with the metrics whose parameters ship with hfaid (no weights needed); the aesthetic
+# stage is not scored (Q-Align is 7B), so the funnel shows it as "not run"
+[[step]]
+name = "score-quality"
+command = "score"
+metrics = ["niqe", "brisque"]
+stage_input = "dedup"
+device = "cpu"
+
+[[step]]
+command = "select"
+stage = "quality"
+
+[[step]]
+command = "select"
+stage = "aesthetic"
+
+[[step]]
+command = "select"
+stage = "review"
+
+[[step]]
+command = "report"
+out = "{dir}/report"
+
+# A preview of training before reviews exist: the review queue as shards (no captions yet, so
+# captions = "any") with Real-ESRGAN-degraded x4 inputs, a tiny random SD (no SD 2.1 offline)
+# fine-tuned for 2 steps on them, then images generated with identifier guidance.
+[[step]]
+name = "preview-export"
+command = "export"
+format = "webdataset"
+out = "{dir}/export-preview"
+status = "queued"
+captions = "any"
+pairs = true
+maxcount = 16
+overwrite = true
+
+[[step]]
+command = "tiny-sd"
+folder = "{dir}/tiny-sd"
+
+[[step]]
+command = "finetune"
+data = "{dir}/export-preview"
+base = "{dir}/tiny-sd"
+output = "{dir}/finetuned"
+max_train_steps = 2
+resolution = 32
+train_batch_size = 2
+gradient_accumulation_steps = 1
+dataloader_num_workers = 0
+allow_empty_captions = true
+
+[[step]]
+command = "generate"
+model = "{dir}/finetuned"
+prompt = ["a photograph"]
+output = "{dir}/generated"
+steps = 4
+resolution = 32
+device = "cpu"
+
+# The paper's SR test protocol on 8 bundled real photos (HR 512 crops, Real-ESRGAN LR x4) with
+# bicubic and Lanczos reference columns; rows of metrics without weights say so.
+[[step]]
+command = "evaluate"
+test_set = "{dir}/eval"
+hr = "bundled"
+baseline = "bicubic,lanczos"
+
+# Where people take over: the run stops here until alice and bob decided the queue in
+# `hfaid review`; running the recipe again then captions and exports the accepted images.
+[[step]]
+name = "reviews"
+command = "await-reviews"
+
+[[step]]
+command = "caption"
+stage_input = "accepted"
+optional = true  # Florence-2 weights are not bundled: without them the step is skipped
+
+[[step]]
+command = "export"
+out = "{dir}/export"
+captions = "any"
+overwrite = true
+"""
 
 
-def demo_argv(step: list[str], demo_dir: Path) -> list[str]:
-    """A step's argv with placeholders filled and the demo catalog and config appended."""
-    catalog, config = demo_dir / "hfaid.duckdb", demo_dir / "hfaid.toml"
-    filled = [a.format(dir=demo_dir, catalog=catalog, config=config) for a in step]
-    return [*filled, "--catalog", str(catalog), "--config", str(config)]
+def demo_recipe(demo_dir: Path) -> str:
+    """The demo recipe with the demo folder's absolute path filled in (as a TOML string body)."""
+    folder = str(demo_dir.resolve()).replace("\\", "\\\\").replace('"', '\\"')
+    return DEMO_RECIPE.replace("{dir}", folder)

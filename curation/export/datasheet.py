@@ -37,7 +37,8 @@ def render_datasheet(manifest: dict[str, Any], funnel: dict[str, Any],
     for s in funnel["stages"]:
         if s["stage"] == "export":
             continue  # earlier exports would make this page depend on export history
-        lines.append(f"| {s['stage']} | {s['seen']} | {s['passed']} | {s['rejected']} | "
+        passed = f"not run ({s['not_run']})" if "not_run" in s else s["passed"]
+        lines.append(f"| {s['stage']} | {s['seen']} | {passed} | {s['rejected']} | "
                      f"{s['errors']} |")
     lines += ["", "## Scores (mean, Table 3 style)", ""]
     iqa = [m for m in means if m["export_n"] and m["metric"] in _DIRECTION]

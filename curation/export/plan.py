@@ -10,7 +10,7 @@ from typing import Any
 
 from db.catalog import Catalog
 from db.exports import export_inputs
-from db.stages import STAGE_ORDER
+from db.stages import UnknownStageError, resolve_stage_input, stage_input_names
 from hfaid_core.errors import HfaidError
 from hfaid_core.settings.export import ExportConfig
 
@@ -55,11 +55,16 @@ class Plan:
 def parse_status(status: str) -> tuple[str | None, str | None]:
     if status in STATUSES:
         return STATUSES[status]
-    if status.startswith("passed:") and status[7:] in STAGE_ORDER:
-        return status[7:], "pass"
+    if status.startswith("passed:"):
+        try:  # the funnel's stage names, with the same meaning as every --stage-input
+            stage = resolve_stage_input(status[7:])
+        except UnknownStageError:
+            pass
+        else:
+            return (stage, "pass") if stage else (None, None)
     raise HfaidError(
         f"--status {status!r} is not one of {', '.join(STATUSES)} or passed:STAGE "
-        f"(STAGE one of {', '.join(STAGE_ORDER)})"
+        f"(STAGE one of {', '.join(stage_input_names())})"
     )
 
 

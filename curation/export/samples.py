@@ -40,6 +40,10 @@ def check_resize(policy: str) -> None:
         )
 
 
+# Skip reasons that mean the image could not be exported (not that the options left it out).
+FAILURE_REASONS = ("file_missing", "read_error", "file_changed", "decode_error")
+
+
 @dataclass
 class Sample:
     """Either the files of a sample (name suffix -> bytes, in write order) or why it was skipped."""

@@ -45,7 +45,8 @@ def build_report(
     sections: dict[str, Any] = {}
 
     counts = funnel(catalog)
-    stages = [(s["stage"], s["passed"]) for s in counts["stages"]]
+    # A stage that filtered nothing ("not run": its metrics were never scored) is no funnel bar.
+    stages = [(s["stage"], s["passed"]) for s in counts["stages"] if "not_run" not in s]
     if counts["images"]:
         stages = [("pool (images)", counts["images"])] + [s for s in stages if s[0] != "ingest"]
     figures["funnel.png"] = funnel_png(stages)

@@ -29,7 +29,7 @@ _TEMPLATE = """<!doctype html>
 <table><tr><th>stage</th><th>seen</th><th>passed</th><th>rejected</th><th>errors</th>
 <th>top reasons</th></tr>
 {% for st in s.funnel.stages %}<tr><td>{{ st.stage }}</td><td>{{ "{:,}".format(st.seen) }}</td>
-<td>{{ "{:,}".format(st.passed) }}</td><td>{{ "{:,}".format(st.rejected) }}</td>
+<td>{% if 'not_run' in st %}not run ({{ st.not_run }}){% else %}{{ "{:,}".format(st.passed) }}{% endif %}</td><td>{{ "{:,}".format(st.rejected) }}</td>
 <td>{{ "{:,}".format(st.errors) }}</td>
 <td>{% for r, n in st.reasons.items() %}{% if loop.index <= 4 %}{{ r }} {{ "{:,}".format(n) }}{% if not loop.last %}, {% endif %}{% endif %}{% endfor %}</td></tr>
 {% endfor %}</table></section>

@@ -16,32 +16,21 @@ from db.captions import (
     image_paths,
     write_source_captions,
 )
-from db.stages import STAGE_ORDER
 from hfaid.app import app
+from hfaid.jobs import finish_job
 from hfaid.options import (
     CatalogOpt,
     ConfigOpt,
+    JsonOpt,
+    gpu_name,
     open_for_reading,
     open_for_writing,
     recorded_run,
+    stage_input_option,
 )
 from hfaid.output import print_summary, stdout
 from hfaid.tables import print_arrow_table, write_arrow_table
 from hfaid_core.errors import HfaidError
-
-# "accepted" is the reviewers' word for passing stage "review"; "all" means every image.
-_STAGE_ALIASES = {"accepted": "review", "all": None}
-
-
-def _input_stage(name: str) -> str | None:
-    if name in _STAGE_ALIASES:
-        return _STAGE_ALIASES[name]
-    if name not in STAGE_ORDER:
-        raise HfaidError(
-            f"--stage-input {name!r} is not a stage; use one of: accepted, all, "
-            + ", ".join(STAGE_ORDER)
-        )
-    return name
 
 
 @app.command()
@@ -66,9 +55,12 @@ def caption(
         "--if-available", help="When the weights are missing, print a note and exit 0.")] = False,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Florence-2 detailed captions, checked and versioned; re-running resumes."""
+    from captioning.captioner import resolve_device
     from captioning.job import build_spec, run_caption_job
+    from db.outcomes import run_errors
 
     cat, cfg = open_for_writing(catalog, config)
     settings = cfg.caption
@@ -77,7 +69,7 @@ def caption(
             setattr(settings, name, value)
     if recaption not in (None, "flagged"):
         raise HfaidError(f"--recaption {recaption!r}: only 'flagged' is supported")
-    stage = _input_stage(stage_input or settings.stage_input)
+    stage = stage_input_option(stage_input or settings.stage_input)
     wanted = model or settings.model
     try:
         ref = resolve_model(wanted, weights_dir or cfg.weights.dir or None)
@@ -91,17 +83,21 @@ def caption(
                       device=device)
     before = caption_counts(cat)
     record = {"caption": cfg.section("caption"), "version": spec.version,
-              "stage_input": stage, "recaption": recaption, "batch_size": spec.batch_size}
+              "stage_input": stage, "recaption": recaption, "batch_size": spec.batch_size,
+              "device": resolve_device(spec.device), "gpu": gpu_name(resolve_device(spec.device))}
     with recorded_run(cat, "caption", record) as run:
         stats = run_caption_job(cat, spec, stage, run.run_id, settings.shard_size,
                                 recaption=recaption == "flagged")
         after = caption_counts(cat)
+        errors = run_errors(cat, "caption", run.run_id)
+        run.status = "interrupted" if stats.interrupted else "done"
         run.counts = {"images": stats.items, "captions_added": stats.rows_merged,
                       "flagged": after["flagged"], "seconds": round(stats.seconds, 2),
-                      "interrupted": stats.interrupted}
-    print_summary(f"caption ({spec.version})", {
+                      "interrupted": stats.interrupted, "errors": errors["errors"],
+                      "top_error_reasons": errors["top_reasons"]}
+    rows = {
         "input": "flagged captions" if recaption else f"passed {stage or 'nothing (all images)'}",
-        "images captioned": stats.items,
+        "images tried": stats.items,
         "captions added": stats.rows_merged,
         "recovered result files": stats.recovered_files,
         "images with a caption": after["captioned"],
@@ -109,7 +105,12 @@ def caption(
         "newly flagged": max(0, after["flagged"] - before["flagged"]),
         "seconds": stats.seconds,
         "images/s": stats.items / stats.seconds if stats.seconds else 0.0,
-    })
+    }
+    if stats.interrupted:
+        errors = {**errors, "seen": 0}  # the interrupt, not the images, ended this run
+    finish_job("caption", f"caption ({spec.version})", rows, run.counts, errors, as_json)
+    if stats.interrupted:
+        raise KeyboardInterrupt
 
 
 captions_app = typer.Typer(help="List generated captions; import source captions.",

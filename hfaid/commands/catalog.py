@@ -1,4 +1,4 @@
-"""Catalog commands: init, funnel, scores, sql, runs."""
+"""Catalog commands: init, funnel, scores, sql (sandboxed, read-only), runs."""
 
 from __future__ import annotations
 
@@ -45,10 +45,12 @@ def funnel(catalog: CatalogOpt = None, config: ConfigOpt = None, as_json: JsonOp
         table.add_column(column, justify="left" if column in ("stage", "top reasons") else "right")
     for s in result["stages"]:
         reasons = ", ".join(f"{r} {n:,}" for r, n in list(s["reasons"].items())[:4])
+        if "not_run" in s:  # every image went through unfiltered: say so, never "passed"
+            reasons = f"{s['not_run']}: {s['passed_through']:,} went through unfiltered"
         table.add_row(
             s["stage"],
             f"{s['seen']:,}",
-            f"{s['passed']:,}",
+            "not run" if "not_run" in s else f"{s['passed']:,}",
             f"{s['rejected']:,}",
             f"{s['errors']:,}",
             reasons,
@@ -79,17 +81,33 @@ def scores(
     write_arrow_table(table, format.value, out)
 
 
+SQL_OUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+
+
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
+    query: Annotated[str, typer.Argument(help="One query: SELECT, WITH, DESCRIBE, SHOW, "
+                                              "SUMMARIZE or EXPLAIN.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the result to FILE.parquet, FILE.csv or FILE.jsonl.")] = None,
     as_json: JsonOpt = False,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run a read-only query against the catalog and print the result."""
+    """Query the catalog: read-only, no file access, no settings, reviewers' secrets hidden."""
     cat, _ = open_for_reading(catalog, config)
+    fmt = None
+    if out is not None:
+        fmt = SQL_OUT_FORMATS.get(out.suffix.lower())
+        if fmt is None:
+            raise HfaidError(f"--out {out}: name a .parquet, .csv or .jsonl file")
+        if not out.parent.is_dir():
+            raise HfaidError(f"--out {out}: folder {out.parent} does not exist")
     table: pa.Table = run_readonly_query(cat, query)
-    if as_json:
+    if fmt is not None:
+        write_arrow_table(table, fmt, out)
+        stdout.print(f"wrote {table.num_rows:,} rows to {out}")
+    elif as_json:
         write_arrow_table(table, "jsonl", None)
     else:
         print_arrow_table(table)

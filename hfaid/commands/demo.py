@@ -1,4 +1,4 @@
-"""`hfaid demo`: the whole pipeline on a bundled pool of real photographs."""
+"""`hfaid demo`: `hfaid run` on the demo recipe over a bundled pool, then the review app."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import Annotated
 import typer
 
 from curation.demo.pool import build_demo_pool
-from curation.demo.steps import DEMO_CONFIG, DEMO_STEPS, demo_argv
+from curation.demo.steps import DEMO_CONFIG, demo_recipe
 from hfaid.app import app
+from hfaid.options import resolve
+from hfaid.orchestrate import EXIT_WAITING, preflight, run_steps
 from hfaid.output import stdout
+from hfaid.recipe import load_recipe
 from hfaid_core.errors import HfaidError
 
 
@@ -23,8 +26,9 @@ def demo(
     fresh: Annotated[bool, typer.Option(help="Delete an earlier demo folder first.")] = True,
     serve: Annotated[bool, typer.Option(help="Start the review app at the end.")] = True,
 ) -> None:
-    """Build ./hfaid-demo from bundled photos with planted defects and run every stage on it."""
-    from hfaid.cli import main  # the steps run through the same entry point users type
+    """Build ./hfaid-demo from bundled photos with planted defects, run the demo recipe on it
+    (`hfaid run`, up to the reviews), and serve the review app."""
+    from hfaid.cli import main  # the funnel prints through the entry point users type
 
     if fresh and directory.exists():
         if not (directory / "hfaid.duckdb").exists() and any(directory.iterdir()):
@@ -32,20 +36,27 @@ def demo(
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     counts = build_demo_pool(directory)
-    (directory / "hfaid.toml").write_text(DEMO_CONFIG)
+    catalog, config, recipe = (directory / "hfaid.duckdb", directory / "hfaid.toml",
+                               directory / "recipe.toml")
+    config.write_text(DEMO_CONFIG)
+    recipe.write_text(demo_recipe(directory))
     stdout.print(
         f"demo pool in {directory}/pool: " + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
-    for step in DEMO_STEPS + [["funnel"]]:
-        argv = demo_argv(step, directory)
-        stdout.rule("hfaid " + " ".join(argv[: len(step)]))
-        code = main(argv)
-        if code != 0:
-            raise HfaidError(f"demo step `hfaid {' '.join(argv)}` failed (exit {code})")
+    loaded = load_recipe(recipe)
+    cat, cfg = resolve(catalog, config)
+    state = run_steps(loaded, loaded.steps, cat, config, preflight(loaded.steps, loaded.base,
+                                                                   cat, cfg))
+    if state.code not in (0, EXIT_WAITING):
+        raise HfaidError(f"demo stopped: {state.stopped}")
+    stdout.rule("hfaid funnel")
+    main(["funnel", "--catalog", str(catalog)])
+    again = f"hfaid run --recipe {recipe} --catalog {catalog} --config {config}"
     stdout.print(
-        f"catalog: {directory / 'hfaid.duckdb'}; explore it with "
-        f'`hfaid sql "SELECT * FROM stage_outcomes LIMIT 20" '
-        f'--catalog {directory / "hfaid.duckdb"}`'
+        f"catalog: {catalog}; explore it with "
+        f'`hfaid sql "SELECT * FROM stage_outcomes LIMIT 20" --catalog {catalog}`; '
+        f"once the queue is reviewed, `{again}` captions and exports the accepted images",
+        markup=False,
     )
     from hfaid.commands.review import serve_demo  # demo reviewer accounts, then the app
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hfaid.app import app
+from hfaid.jobs import finish_job
 from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
-from hfaid.output import item_progress, print_summary
+from hfaid.output import item_progress
 from hfaid_core.errors import HfaidError
 
 
@@ -48,6 +48,8 @@ def export(
     """Export images with consensus "accepted" and a caption (by default), with manifest.json
     (sha256 per shard) and a README.md datasheet; same catalog + options = same bytes."""
     from curation.export.run import check_options, options_dict, run_export
+    from curation.export.samples import FAILURE_REASONS
+    from db.outcomes import run_errors
 
     cat, cfg = open_for_writing(catalog, config)
     overrides = {"format": format, "maxcount": maxcount, "maxsize": maxsize, "status": status,
@@ -63,12 +65,17 @@ def export(
                                 run.run_id, progress=advance)
         run.counts = {"export_id": result.export_id, **result.manifest["counts"]}
     counts = result.manifest["counts"]
-    if as_json:
-        typer.echo(json.dumps({"export_id": result.export_id, "out": str(result.out), **counts}))
-        return
+    # Images that could not be read or decoded are the export's errors (its outcomes say
+    # "reject" with that reason); options leaving an image out (no caption) are not.
+    failures = {r: n for r, n in counts["skipped"].items() if r in FAILURE_REASONS}
+    examples = run_errors(cat, "export", run.run_id, failure_reasons=FAILURE_REASONS)["examples"]
+    errors = {"seen": counts["exported"] + sum(failures.values()),
+              "errors": sum(failures.values()), "top_reasons": failures,
+              "examples": examples}
     rows = {"export id": result.export_id, "folder": str(result.out),
             "selected": counts["selected"], "exported": counts["exported"]}
-    rows.update({f"left out: {r}": n for r, n in counts["skipped"].items()})
+    rows.update({f"left out: {r}": n for r, n in counts["skipped"].items()
+                 if r not in FAILURE_REASONS})
     rows.update({f"images .{ext}": n for ext, n in counts["image_formats"].items()})
     if result.resumed_shards:
         rows["shards kept from the interrupted run"] = result.resumed_shards
@@ -80,7 +87,8 @@ def export(
     if counts["exported"] == 0:
         rows["note"] = (f"nothing exported for --status {ecfg.status} --captions {ecfg.captions}; "
                         "see `hfaid funnel` (no accepted/captioned images yet?)")
-    print_summary(f"export ({ecfg.format})", rows)
+    finish_job("export", f"export ({ecfg.format})", rows,
+               {"export_id": result.export_id, "out": str(result.out), **counts}, errors, as_json)
 
 
 @app.command("verify-export")

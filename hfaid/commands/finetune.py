@@ -15,6 +15,7 @@ import typer
 
 import training
 from hfaid.app import app
+from hfaid.lifecycle import wait_child
 from hfaid.options import CatalogOpt, ConfigOpt, recorded_run, resolve
 from hfaid.output import print_summary
 from hfaid_core.errors import HfaidError
@@ -178,7 +179,10 @@ def finetune(
                 "captions": captions, "finetune": cfg.section("finetune")}
     started = time.perf_counter()
     with _catalog_run(catalog, config, "finetune", settings) as run:
-        code = subprocess.run(command, check=False).returncode
+        # accelerate's launcher does not pass signals on to the training process it starts, so
+        # both get a process group of their own, which Ctrl-C / SIGTERM / SIGHUP reach as one:
+        # stopping `hfaid finetune` leaves no trainer behind (resume: --resume-from-checkpoint).
+        code = wait_child(subprocess.Popen(command, start_new_session=True), own_group=True)
         if code != 0:
             raise HfaidError(f"training exited with status {code}; see its output above")
         summary = _training_summary(output)

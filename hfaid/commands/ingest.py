@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from curation.ingest.scan import ingest as run_ingest
-from db.images import image_counts
+from db.images import image_counts, ingest_errors
 from hfaid.app import app
-from hfaid.options import CatalogOpt, ConfigOpt, open_for_writing, recorded_run
-from hfaid.output import print_summary
+from hfaid.jobs import finish_job
+from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
 
 
 @app.command()
@@ -24,6 +24,7 @@ def ingest(
     ] = None,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Hash and register images; re-running skips paths whose size and mtime are unchanged."""
     cat, cfg = open_for_writing(catalog, config)
@@ -44,6 +45,7 @@ def ingest(
             cfg.runner.shard_size,
         )
         after = image_counts(cat)
+        errors = ingest_errors(cat, run.run_id)
         run.counts = {
             "candidates": scan["candidates"],
             "skipped_unchanged": scan["skipped_unchanged"],
@@ -51,9 +53,12 @@ def ingest(
             "new_images": after["images"] - before["images"],
             "path_errors": after["path_errors"],
             "exact_duplicates": after["exact_duplicates"],
+            "errors": errors["errors"],
+            "top_error_reasons": errors["top_reasons"],
             "seconds": round(stats.seconds, 2),
         }
-    print_summary(
+    finish_job(
+        "ingest",
         f"ingest into {cat.path}",
         {
             "paths found": scan["candidates"],
@@ -62,9 +67,12 @@ def ingest(
             "new images": after["images"] - before["images"],
             "images in catalog": after["images"],
             "paths in catalog": after["paths"],
-            "unreadable paths": after["path_errors"],
+            "unreadable paths in catalog": after["path_errors"],
             "exact duplicates (byte-identical paths)": after["exact_duplicates"],
             "seconds": stats.seconds,
             "images/s": stats.items / stats.seconds if stats.seconds else 0.0,
         },
+        run.counts,
+        errors,
+        as_json,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from db.accounts import add_reviewer, list_reviewers, reset_password, set_disabl
 from db.images import images_passing
 from db.review import state_counts
 from hfaid.app import app
+from hfaid.lifecycle import wait_child
 from hfaid.options import (
     CatalogOpt,
     ConfigOpt,
@@ -23,10 +25,11 @@ from hfaid.options import (
     open_for_reading,
     open_for_writing,
     recorded_run,
+    stage_input_option,
 )
 from hfaid.output import stdout
 from hfaid_core.errors import HfaidError
-from review_app.server_env import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE, queue_stage
+from review_app.server_env import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE
 
 APP_SCRIPT = Path(review_app.__file__).resolve().parent / "app.py"
 
@@ -81,13 +84,17 @@ def review(
     prepare: Annotated[
         bool, typer.Option(help="Build every queued image's preview and crops before serving.")
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the queue it would serve, then exit.")
+    ] = False,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the two-reviewer review app (Streamlit) until interrupted."""
+    """Serve the two-reviewer review app (Streamlit) until interrupted (Ctrl-C, SIGTERM)."""
     cat, cfg = open_for_writing(catalog, config)
     stage = stage_input if stage_input is not None else cfg.review.stage_input
-    queue = images_passing(cat, queue_stage(stage))
+    queue_input = stage_input_option(stage)
+    queue = images_passing(cat, queue_input)
     if queue.num_rows == 0:
         stdout.print(
             f"note: no image has passed stage {stage!r} yet, so the queue is empty "
@@ -95,6 +102,9 @@ def review(
         )
     if not list_reviewers(cat):
         stdout.print("note: no reviewer accounts yet; add one with `hfaid reviewers add NAME`")
+    if dry_run:
+        stdout.print(f"review queue: {queue.num_rows} images that passed {stage!r}")
+        return
     if prepare and queue.num_rows:
         from review_app.previews import PreviewCache
 
@@ -109,7 +119,7 @@ def review(
         env = {
             **os.environ,
             ENV_CATALOG: str(cat.path.resolve()),
-            ENV_STAGE: stage,
+            ENV_STAGE: queue_input or "all",  # the server reads the name this command resolved
             ENV_RUN: str(run.run_id),
         }
         if config is not None:
@@ -118,15 +128,11 @@ def review(
             f"review app on http://{host}:{port} (queue: {queue.num_rows} images that "
             f"passed {stage!r}); Ctrl-C stops it"
         )
-        proc = subprocess.Popen(streamlit_argv(host, port), env=env)
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=10)
-            code = 0
-        run.counts = state_counts(cat, queue_stage(stage))
-        if code not in (0, -15):
+        # Ctrl-C, SIGTERM and SIGHUP reach the server too, and this waits until it has stopped:
+        # stopping `hfaid review` never leaves a server serving the catalog on its own.
+        code = wait_child(subprocess.Popen(streamlit_argv(host, port), env=env), reraise=False)
+        run.counts = state_counts(cat, queue_input)
+        if code not in (0, -signal.SIGTERM, -signal.SIGINT, -signal.SIGHUP):
             raise HfaidError(f"the review server exited with code {code}")
 
 

@@ -10,15 +10,18 @@ import typer
 from rich.table import Table
 
 from hfaid.app import app
+from hfaid.jobs import finish_job
 from hfaid.options import (
     CatalogOpt,
     ConfigOpt,
     JsonOpt,
+    gpu_name,
     load_config,
     open_for_writing,
     recorded_run,
+    stage_input_option,
 )
-from hfaid.output import print_summary, stdout
+from hfaid.output import stdout
 from hfaid_core.errors import HfaidError
 
 WeightsDirOpt = Annotated[
@@ -71,6 +74,7 @@ def score(
     weights_dir: WeightsDirOpt = None,
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Score images that passed a stage; (image, metric, version) already present are skipped."""
     from curation.scoring.job import (
@@ -81,6 +85,7 @@ def score(
     )
     from curation.scoring.scorers import get_scorer_spec
     from curation.scoring.timing import shares
+    from db.outcomes import run_errors
     from db.scoring import count_stage_input, score_counts
     from hfaid_core.settings.score import shard_size_for
 
@@ -112,8 +117,7 @@ def score(
     # (for a Ray GPU job from a machine without a GPU, in the job's first step, on the cluster).
     if not versions_from_the_cluster(settings, chosen_engine):
         metric_versions(settings)
-    stage = sc.stage_input if stage_input is None else stage_input
-    stage = None if stage in ("", "all") else stage
+    stage = stage_input_option(sc.stage_input if stage_input is None else stage_input)
     if stage is not None and count_stage_input(cat, stage) == 0:
         raise HfaidError(f"--stage-input {stage}: no image has passed stage {stage!r} yet")
     record = {
@@ -122,6 +126,7 @@ def score(
         "metrics": list(names),
         "stage_input": stage,
         "device": settings.device,
+        "gpu": gpu_name(settings.device),  # `hfaid plan` takes rates from runs on its GPU kind
         "engine": chosen_engine,
         "runner": cfg.section("runner"),
     }
@@ -137,12 +142,16 @@ def score(
             ray_address=sc.ray_address or None,
         )
         counts = score_counts(cat, versions)
+        errors = run_errors(cat, "score", run.run_id)
+        run.status = "interrupted" if stats.interrupted else "done"
         run.counts = {
             "pending_images": stats.items,
             "rows_added": stats.rows_merged,
             "seconds": round(stats.seconds, 2),
             "versions": versions,
             "interrupted": stats.interrupted,
+            "errors": errors["errors"],
+            "top_error_reasons": errors["top_reasons"],
             "model_process_seconds": {k: round(v, 2) for k, v in stats.timings.items()},
         }
     summary = {
@@ -156,22 +165,24 @@ def score(
         "images/s": stats.items / stats.seconds if stats.seconds else 0.0,
         **{f"model processes {part}": f"{v:.0%}" for part, v in shares(stats.timings).items()},
     }
-    print_summary(f"score {','.join(names)} into {cat.path}", summary)
-    _print_bottleneck(stats.timings, settings, n_workers, chosen_engine)
-    if stats.interrupted:
+    if stats.interrupted:  # the summary of what was saved, then the interrupt
+        finish_job("score", f"score {','.join(names)} into {cat.path}", summary, run.counts,
+                   {**errors, "seen": 0}, as_json)
         raise KeyboardInterrupt
+    note = _bottleneck_note(stats.timings, settings, n_workers, chosen_engine)
+    finish_job("score", f"score {','.join(names)} into {cat.path}", summary, run.counts, errors,
+               as_json, notes=(note,) if note else ())
 
 
-def _print_bottleneck(timings: dict[str, float], settings, workers: int, engine: str) -> None:
+def _bottleneck_note(timings: dict[str, float], settings, workers: int, engine: str
+                     ) -> str | None:
     """Tells the user when decoding, not the models, set the job's speed."""
     from curation.scoring.job import settings_per_process
     from curation.scoring.timing import bottleneck_note
     from hfaid_core.settings.score import decode_workers_for
 
     per_process = settings_per_process(settings, workers, engine)
-    note = bottleneck_note(timings, decode_workers_for(settings.device, per_process.decode_workers))
-    if note:
-        stdout.print(note, markup=False)
+    return bottleneck_note(timings, decode_workers_for(settings.device, per_process.decode_workers))
 
 
 weights_app = typer.Typer(

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hfaid.app import app
+from hfaid.jobs import finish_job
 from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
 from hfaid.output import print_summary
 from hfaid_core.errors import HfaidError
@@ -39,7 +40,7 @@ def clean(
     """Decode-check and measure ingested images once, then apply the [clean] cuts to all."""
     from curation.stage1.clean import clean as run_clean
     from curation.stage1.clean import measure_version, validate
-    from db.outcomes import write_outcomes
+    from db.outcomes import run_errors, write_outcomes
 
     cat, cfg = open_for_writing(catalog, config)
     validate(cfg.clean)
@@ -61,15 +62,17 @@ def clean(
         statuses = outcomes.column("status").to_pylist()
         reasons: dict[str, int] = {}
         for status, reason in zip(statuses, outcomes.column("reason").to_pylist(), strict=True):
-            if status != "pass":
+            if status == "reject":
                 reasons[reason] = reasons.get(reason, 0) + 1
+        errors = run_errors(cat, "clean", run.run_id)
         run.counts = {
             "measured": stats.items,
             "decided": outcomes.num_rows,
             "passed": statuses.count("pass"),
             "rejected": statuses.count("reject"),
-            "errors": statuses.count("error"),
+            "errors": errors["errors"],
             "reasons": reasons,
+            "top_error_reasons": errors["top_reasons"],
             "seconds": round(stats.seconds + time.perf_counter() - started, 2),
         }
     rows = {
@@ -77,7 +80,6 @@ def clean(
         "decided (all measured images)": outcomes.num_rows,
         "passed": statuses.count("pass"),
         "rejected": statuses.count("reject"),
-        "errors": statuses.count("error"),
     }
     rows.update({f"  {r}": n for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])})
     rows["seconds"] = run.counts["seconds"]
@@ -88,13 +90,13 @@ def clean(
         from curation.stage1.clean import stored_measurements
 
         cuts = explain_cuts(stored_measurements(cat, cfg.clean), cfg.clean)
-    if as_json:  # one JSON object: the run's counts, and the cuts when explained
-        explained = [{k: _finite(v) for k, v in row.items()} for row in cuts or []]
-        typer.echo(json.dumps({**run.counts, "explain": explained if explain else None}))
-        return
-    print_summary(f"clean {cat.path}", rows)
-    if cuts is not None:
-        _print_explain(cuts)
+    explained = [{k: _finite(v) for k, v in row.items()} for row in cuts or []]
+    counts = {**run.counts, "explain": explained if explain else None}
+    try:
+        finish_job("clean", f"clean {cat.path}", rows, counts, errors, as_json)
+    finally:
+        if cuts is not None and not as_json:
+            _print_explain(cuts)
 
 
 def _print_explain(rows: list[dict]) -> None:
