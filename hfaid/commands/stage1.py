@@ -3,7 +3,6 @@ embedding groups)."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated
 
