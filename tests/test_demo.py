@@ -23,7 +23,10 @@ def test_demo_runs_every_stage_and_prints_the_funnel(tmp_path: Path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "funnel" in result.stdout
-    assert "step 1/15: ingest" in result.stdout and "step 13/15: reviews" in result.stdout
+    assert "step 1/16: ingest" in result.stdout and "step 14/16: reviews" in result.stdout
+    # the evaluation step's table: bicubic and Lanczos columns, NIQE filled without weights
+    table = (demo_dir / "eval" / "results" / "table.md").read_text()
+    assert "bicubic" in table and "lanczos" in table and "NIQE" in table
     assert "waiting for reviews: " in result.stdout
     output = result.stdout + result.stderr
     for noise in ("Warning", "warnings.warn", "kernels-community", "Traceback"):
