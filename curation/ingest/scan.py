@@ -16,10 +16,8 @@ from PIL import Image
 from curation.ingest.sources import Candidate, expand_sources
 from db.catalog import Catalog
 from db.images import changed_paths, merge_ingest_results
+from hfaid_core import image_open  # noqa: F401 - Pillow's bomb guard off, format plugins on
 from hfaid_core.runner import JobStats, ShardJob, run_job
-
-# Header parsing must never trip PIL's bomb guard; the decode check applies the real limit.
-Image.MAX_IMAGE_PIXELS = None
 
 RESULT_SCHEMA = pa.schema(
     [

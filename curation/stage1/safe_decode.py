@@ -10,6 +10,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+# Our own max_pixels check (before any pixel is decoded) replaces Pillow's bomb guard, and the
+# optional format plugins (HEIF, AVIF, JPEG XL) register: both in hfaid_core.image_open.
+from hfaid_core import image_open  # noqa: F401
+
 # Magic numbers of image formats Pillow cannot decode here, so they read as "unsupported"
 # rather than "not an image".
 _FOREIGN_MAGIC = (
@@ -30,9 +34,6 @@ _KNOWN_MAGIC = (
     (b"BM", "BMP"),
 )
 _SRGB = ImageCms.createProfile("sRGB")
-# Our own max_pixels check (before any pixel is decoded) replaces Pillow's global bomb guard,
-# whose fixed 89/179 MP limits would otherwise override the configured one.
-Image.MAX_IMAGE_PIXELS = None
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _TRANSPOSE = {  # EXIF orientation -> the transposition that shows the image upright
     2: (Image.Transpose.FLIP_LEFT_RIGHT,),

@@ -12,6 +12,8 @@ from db.images import image_counts
 from hfaid.app import app
 from hfaid.options import CatalogOpt, ConfigOpt, open_for_writing, recorded_run
 from hfaid.output import print_summary
+from hfaid_core.config import RunnerConfig
+from hfaid_core.settings.ranges import cli_value
 
 
 @app.command()
@@ -27,6 +29,7 @@ def ingest(
 ) -> None:
     """Hash and register images; re-running skips paths whose size and mtime are unchanged."""
     cat, cfg = open_for_writing(catalog, config)
+    cli_value(RunnerConfig, "workers", workers, "--workers")
     before = image_counts(cat)
     settings = {
         "sources": [str(s) for s in sources],

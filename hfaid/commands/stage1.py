@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated
 
@@ -10,7 +11,10 @@ import typer
 from hfaid.app import app
 from hfaid.options import CatalogOpt, ConfigOpt, open_for_writing, recorded_run
 from hfaid.output import print_summary
+from hfaid_core.config import RunnerConfig
 from hfaid_core.errors import HfaidError
+from hfaid_core.settings.ranges import cli_value
+from hfaid_core.settings.stage1 import DedupConfig
 
 WorkersOpt = Annotated[
     int | None, typer.Option(help="Decode processes [default: [runner] workers].")
@@ -25,16 +29,20 @@ def clean(workers: WorkersOpt = None, catalog: CatalogOpt = None, config: Config
     from db.outcomes import write_outcomes
 
     cat, cfg = open_for_writing(catalog, config)
+    cli_value(RunnerConfig, "workers", workers, "--workers")
     validate(cfg.clean)
     settings = {
         "clean": cfg.section("clean"),
+        "decode": cfg.section("decode"),
         "runner": cfg.section("runner"),
         "measure_version": measure_version(cfg.clean),
     }
     with recorded_run(cat, "clean", settings) as run:
         stats, outcomes = run_clean(
             cat,
-            cfg.clean,
+            # one pixel budget for every decode: [decode] max_pixels, if lower, bounds clean too
+            dataclasses.replace(cfg.clean, max_pixels=min(cfg.clean.max_pixels,
+                                                          cfg.decode.max_pixels)),
             run.run_id,
             workers if workers is not None else cfg.runner.workers,
             cfg.runner.shard_size,
@@ -87,8 +95,7 @@ def dedup(
 
     cat, cfg = open_for_writing(catalog, config)
     k = cfg.dedup.max_distance if max_distance is None else max_distance
-    if not 0 <= k <= 31:
-        raise HfaidError(f"--max-distance must be between 0 and 31, got {k}")
+    cli_value(DedupConfig, "max_distance", max_distance, "--max-distance")
     missing = clean_passed_without_hash(cat, PHASH_VERSION)
     if missing:
         raise HfaidError(f"{missing} clean-passed image(s) have no pHash; run `hfaid clean` first")
