@@ -200,6 +200,7 @@ def run_caption_job(catalog: Catalog, spec: CaptionSpec, stage: str | None, run_
         shard_size=shard_size,
         workers=1,  # one model per device; the worker overlaps decoding with generation
         description="recaption" if recaption else "caption",
+        run_id=run_id,
     )
     return run_job(job)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 
 from db.catalog import Catalog
-from db.stages import stage_rank
+from db.stages import LIVE_IMAGES, stage_rank
 
 OUTCOME_COLUMNS = ("image_id", "stage", "status", "reason", "detail")
 
@@ -42,14 +42,17 @@ def _replace_from_batch(con, run_id: int) -> int:
 def funnel(catalog: Catalog) -> dict[str, Any]:
     """Per stage: seen, passed, rejected, errors and counts per reason, in pipeline order."""
     with catalog.connect(read_only=True) as con:
-        images = con.execute("SELECT count(*) FROM images").fetchone()[0]
+        images = con.execute(
+            f"SELECT count(*) FROM images WHERE image_id IN ({LIVE_IMAGES})"
+        ).fetchone()[0]
         ingest = con.execute("SELECT count(*), count(image_id), count(error) FROM paths").fetchone()
         ingest_reasons = con.execute(
             "SELECT error, count(*) FROM paths WHERE error IS NOT NULL "
             "GROUP BY error ORDER BY 2 DESC"
         ).fetchall()
         rows = con.execute(
-            "SELECT stage, status, coalesce(reason, ''), count(*) FROM stage_outcomes GROUP BY ALL"
+            "SELECT stage, status, coalesce(reason, ''), count(*) FROM stage_outcomes "
+            f"WHERE image_id IN ({LIVE_IMAGES}) GROUP BY ALL"
         ).fetchall()
     stages: dict[str, dict[str, Any]] = {}
     if ingest[0]:

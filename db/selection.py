@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.catalog import Catalog, in_transaction
+from db.stages import LIVE_IMAGES
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,15 @@ def _load_input(con, input_stage: str | None, metrics: list[str]) -> None:
         or "NULL AS _none"
     )
     picked = ", ".join(f"w.m{i}" for i in range(len(metrics))) or "NULL AS _none"
+    # Images without a path any more (their file now holds other content) are no input.
     if input_stage is None:
-        source = "SELECT DISTINCT image_id FROM scores"
+        source = f"SELECT DISTINCT image_id FROM scores WHERE image_id IN ({LIVE_IMAGES})"
         params: list[Any] = []
     else:  # outcomes hold one row per (image, stage): no DISTINCT needed
-        source = "SELECT image_id FROM stage_outcomes WHERE stage = ? AND status = 'pass'"
+        source = (
+            "SELECT image_id FROM stage_outcomes WHERE stage = ? AND status = 'pass' "
+            f"AND image_id IN ({LIVE_IMAGES})"
+        )
         params = [input_stage]
     # A small input (late stages) is cheaper to match first; a large one to aggregate first.
     small = (

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from db.stages import LIVE_IMAGES
+
 if TYPE_CHECKING:  # clean's workers import CLEAN_RESULT_SCHEMA and never load duckdb
     from db.catalog import Catalog
 
@@ -95,7 +97,7 @@ def clean_measurements(catalog: Catalog, version: str, metrics: tuple[str, ...])
             f"SELECT d.image_id, d.status, d.reason, d.detail, d.notes, {columns} "
             f"FROM clean_decodes d LEFT JOIN scores s "
             f"ON s.image_id = d.image_id AND s.version = d.version "
-            f"WHERE d.version = ? AND d.image_id IN (SELECT image_id FROM images) "
+            f"WHERE d.version = ? AND d.image_id IN ({LIVE_IMAGES}) "
             f"GROUP BY ALL ORDER BY d.image_id",
             params=[version],
         ).to_arrow_table()
@@ -112,7 +114,8 @@ def dedup_candidates(catalog: Catalog, version: str, phash_version: str) -> pa.T
             "JOIN phashes h ON h.image_id = o.image_id AND h.version = ? "
             "LEFT JOIN scores s ON s.image_id = o.image_id AND s.metric = 'laplacian_var' "
             "AND s.version = ? "
-            "WHERE o.stage = 'clean' AND o.status = 'pass' ORDER BY o.image_id",
+            f"WHERE o.stage = 'clean' AND o.status = 'pass' AND o.image_id IN ({LIVE_IMAGES}) "
+            "ORDER BY o.image_id",
             params=[phash_version, version],
         ).to_arrow_table()
 

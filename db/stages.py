@@ -1,4 +1,9 @@
-"""Pipeline stage names in funnel order; stages not listed sort after these, by name."""
+"""Pipeline stage names in funnel order (unlisted ones sort after these, by name), and which
+images take part in stages at all."""
+
+# Images that still have a readable path: a file rewritten with new content (a new image id)
+# leaves its old id behind with none, and that id takes part in no stage and no count.
+LIVE_IMAGES = "SELECT image_id FROM paths WHERE image_id IS NOT NULL"
 
 STAGE_ORDER: tuple[str, ...] = (
     "ingest",

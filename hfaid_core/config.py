@@ -39,7 +39,8 @@ class RunnerConfig:
 class IngestConfig:
     extensions: list[str] = field(
         default_factory=lambda: [
-            ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jxl", ".heic",
+            ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+            ".avif", ".heic", ".heif", ".jxl",  # decoded where their Pillow plugin is installed
         ]
     )
     path_column: str = "path"  # column holding paths in Parquet/CSV sources

@@ -41,6 +41,7 @@ from db.exports import record_export, score_means
 from db.outcomes import funnel
 from hfaid_core.errors import HfaidError
 from hfaid_core.image_open import DEFAULT_MAX_PIXELS
+from hfaid_core.processes import die_with_parent
 from hfaid_core.settings.degrade import DegradationConfig
 from hfaid_core.settings.export import ExportConfig
 
@@ -176,7 +177,8 @@ def _samples(items: list[Item], opts: SampleOptions, workers: int, heavy: bool
     if heavy and workers == 1:
         yield map(build, items)
         return
-    executor = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    executor = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=die_with_parent, initargs=(os.getpid(),))
                 if heavy else ThreadPoolExecutor(READ_THREADS))
     try:
         yield _ordered(executor, build, items, ahead=4 * (workers if heavy else READ_THREADS))

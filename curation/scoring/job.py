@@ -36,6 +36,7 @@ from db.catalog import Catalog
 from db.scoring import RESULT_SCHEMA, merge_score_results, pending_scores
 from hfaid_core.errors import HfaidError
 from hfaid_core.image_open import DEFAULT_MAX_PIXELS, TooLarge, decode_bytes
+from hfaid_core.processes import die_with_parent
 from hfaid_core.runner import JobStats, ShardJob, run_job
 from hfaid_core.settings.decode import DecodeConfig
 from hfaid_core.settings.score import decode_workers_for, on_gpu
@@ -207,6 +208,13 @@ def share_buffers_by_name(_worker_id: int) -> None:
         torch.UntypedStorage._new_shared(1)
     except Exception:  # RuntimeError from libshm; slower, but the job runs
         torch.multiprocessing.set_sharing_strategy("file_descriptor")
+
+
+def _init_decode_worker(parent: int, setup: Callable[[int], None] | None, worker_id: int) -> None:
+    """A decode worker dies with the model's process (even a kill -9), then sets up."""
+    die_with_parent(parent)
+    if setup is not None:
+        setup(worker_id)
 
 
 DECODE_PIECES = 4  # pieces per model batch, when there are workers to decode them in parallel
@@ -384,7 +392,7 @@ class ScoreWorker:
                 collate_fn=_stack_by_shape,
                 persistent_workers=workers > 0,
                 prefetch_factor=PREFETCH_PIECES if workers > 0 else None,
-                worker_init_fn=share_buffers_by_name,
+                worker_init_fn=partial(_init_decode_worker, os.getpid(), share_buffers_by_name),
                 # Pieces arrive stacked (collate runs in the worker), so pinning is one copy per
                 # piece, done by the DataLoader's own thread; only a GPU reads pinned memory.
                 pin_memory=workers > 0 and torch.device(self.settings.device).type == "cuda",
@@ -708,6 +716,7 @@ def build_job(
         shard_size=shard_size,
         workers=max(1, workers),
         description="score " + ",".join(settings.metrics),
+        run_id=run_id,
     )
     return job, versions
 

@@ -47,9 +47,11 @@ def ingest(
             cfg.runner.shard_size,
         )
         after = image_counts(cat)
+        unsupported = scan["unsupported_extension"]
         run.counts = {
             "candidates": scan["candidates"],
             "skipped_unchanged": scan["skipped_unchanged"],
+            "unsupported_extension": unsupported,
             "read": stats.items,
             "new_images": after["images"] - before["images"],
             "path_errors": after["path_errors"],
@@ -59,6 +61,7 @@ def ingest(
         f"ingest into {cat.path}",
         {
             "paths found": scan["candidates"],
+            "skipped: unsupported_extension": _by_extension(unsupported),
             "unchanged (skipped)": scan["skipped_unchanged"],
             "read and hashed": stats.items,
             "new images": after["images"] - before["images"],
@@ -69,3 +72,12 @@ def ingest(
             "images/s": stats.items / stats.seconds if stats.seconds else 0.0,
         },
     )
+
+
+def _by_extension(counts: dict[str, int]) -> str:
+    """"12 (.svg 9, .txt 3)": every file the folders held that ingest passed over."""
+    if not counts:
+        return "0"
+    shown = ", ".join(f"{ext or '(none)'} {n:,}" for ext, n in list(counts.items())[:6])
+    more = " ..." if len(counts) > 6 else ""
+    return f"{sum(counts.values()):,} ({shown}{more})"

@@ -16,7 +16,9 @@ class CleanConfig:
     fast_decode: bool = True  # JPEG: libjpeg DCT-domain scaling instead of decode + Lanczos
     convert_icc: bool = True  # colour-manage ICC-tagged files to sRGB before measuring
     formats: list[str] = field(
-        default_factory=lambda: ["JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP", "GIF"]
+        default_factory=lambda: [
+            "JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP", "GIF", "AVIF", "HEIF", "JXL",
+        ]
     )  # Pillow format names accepted; anything else is rejected as unsupported_format
     # mean (max - min) over RGB channels, 0-255; at or below = gray
     gray_tolerance: float = ranged(2.0, 0, 255)
