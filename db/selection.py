@@ -357,5 +357,6 @@ def stage_pass_count(catalog: Catalog, stage: str) -> int:
     """Images whose latest outcome for `stage` is pass."""
     with catalog.connect(read_only=True) as con:
         return con.execute(
-            "SELECT count(*) FROM stage_outcomes WHERE stage = ? AND status = 'pass'", [stage]
+            "SELECT count(*) FROM stage_outcomes WHERE stage = ? AND status = 'pass' "
+            f"AND image_id IN ({LIVE_IMAGES})", [stage]
         ).fetchone()[0]

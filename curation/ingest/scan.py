@@ -109,12 +109,12 @@ CHANGING_RETRY_S = 0.5  # a file that changed while read is read once more after
 def read_file(path: str, size: int | None = None, mtime: float | None = None) -> dict:
     """Content hash plus header fields, of bytes that did not change while they were read:
     the file's size and mtime after hashing must equal those before (the scan's, when given)
-    and the bytes read must be as many as the size. A file being written is read again once,
-    then recorded as `file_changing` with no size, so the next ingest reads it again. A file
-    that cannot be read gets error fields instead."""
+    and the bytes read must be as many as the size. Otherwise it is read once more after a
+    pause, against the size and mtime it had then; changed again, it is `file_changing`, with
+    no size, so the next ingest reads it again. A file that cannot be read gets error fields."""
     for attempt in range(2):
         try:
-            if attempt or size is None:
+            if size is None:
                 before = os.stat(path)
                 size, mtime = before.st_size, before.st_mtime
             with open(path, "rb") as fh:
@@ -127,6 +127,9 @@ def read_file(path: str, size: int | None = None, mtime: float | None = None) ->
             record = {"image_id": content_id(data), "size": len(data), "mtime": after.st_mtime}
             record.update(read_header(data))
             return record
+        # Once more after a pause, against what it was now: a file still being written has
+        # changed again by then, even if it looks still while it is read.
+        size, mtime = after.st_size, after.st_mtime
         if not attempt:
             time.sleep(CHANGING_RETRY_S)
     return {
