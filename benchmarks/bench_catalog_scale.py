@@ -9,7 +9,7 @@ and the proportions of a real 1M pool: per image a path, 9 clean measurements, c
 outcomes; score outcomes and 3 stage-2 metrics for the 72% that pass dedup, Q-Align aesthetic
 for the best quarter of those, and 3,000 reviewer verdicts (1M: 1M images, 2.5M outcomes,
 12.3M score rows). Each step is the CLI in a fresh process (start-up included, as a user runs
-it), timed from outside, with the process's peak RSS from wait4(); "review next" is
+it), timed from outside, with the process's peak RSS from GNU time; "review next" is
 db.review.claim_next over a queue of every image (the review app's click), timed in-process.
 Steps alternate between the two sizes and the best of --repeats counts.
 """
@@ -82,15 +82,17 @@ def build_catalog(path: Path, n: int) -> None:
 
 
 def run_cli(argv: list[str]) -> tuple[float, int]:
-    """(wall s, peak RSS bytes) of `hfaid ARGV` in a fresh process."""
+    """(wall s, peak RSS bytes) of `hfaid ARGV` in a fresh process. The peak comes from GNU
+    time, a small parent: a child's ru_maxrss starts from its parent's RSS at fork, and this
+    process holds a DuckDB catalog's worth."""
     start = time.perf_counter()
-    proc = subprocess.Popen([*HFAID, *argv], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(["/usr/bin/time", "-f", "peak-kb %M", *HFAID, *argv], cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"hfaid {' '.join(argv)} failed: {proc.stderr.read().decode()[-300:]}")
-    return wall, usage.ru_maxrss * 1024
+    if done.returncode:
+        raise SystemExit(f"hfaid {' '.join(argv)} failed: {done.stderr[-300:]}")
+    peak = next(line for line in done.stderr.splitlines() if line.startswith("peak-kb "))
+    return wall, int(peak.split()[1]) * 1024
 
 
 def next_item(catalog: Path) -> tuple[float, int]:

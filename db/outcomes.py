@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 
 from db.catalog import Catalog
-from db.stages import LIVE_IMAGES, stage_rank
+from db.stages import live_only, stage_rank
 
 OUTCOME_COLUMNS = ("image_id", "stage", "status", "reason", "detail")
 
@@ -42,9 +42,8 @@ def _replace_from_batch(con, run_id: int) -> int:
 def funnel(catalog: Catalog) -> dict[str, Any]:
     """Per stage: seen, passed, rejected, errors and counts per reason, in pipeline order."""
     with catalog.connect(read_only=True) as con:
-        images = con.execute(
-            f"SELECT count(*) FROM images WHERE image_id IN ({LIVE_IMAGES})"
-        ).fetchone()[0]
+        live = live_only(con)
+        images = con.execute(f"SELECT count(*) FROM images WHERE true {live}").fetchone()[0]
         ingest = con.execute("SELECT count(*), count(image_id), count(error) FROM paths").fetchone()
         ingest_reasons = con.execute(
             "SELECT error, count(*) FROM paths WHERE error IS NOT NULL "
@@ -52,7 +51,7 @@ def funnel(catalog: Catalog) -> dict[str, Any]:
         ).fetchall()
         rows = con.execute(
             "SELECT stage, status, coalesce(reason, ''), count(*) FROM stage_outcomes "
-            f"WHERE image_id IN ({LIVE_IMAGES}) GROUP BY ALL"
+            f"WHERE true {live}GROUP BY ALL"
         ).fetchall()
     stages: dict[str, dict[str, Any]] = {}
     if ingest[0]:

@@ -28,7 +28,7 @@ def write_scores(catalog: Catalog, rows: pa.Table, run_id: int) -> int:
 
 # DuckDB's memory for the wide export: its aggregate and sort spill to disk (beside the
 # catalog) beyond this, so a 10M-image catalog exports in the memory of a 10k one.
-EXPORT_MEMORY_MB = 512
+EXPORT_MEMORY_MB = 640
 EXPORT_BATCH_ROWS = 65_536
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.catalog import Catalog, in_transaction
-from db.stages import LIVE_IMAGES
+from db.stages import live_only
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,12 @@ def _load_input(con, input_stage: str | None, metrics: list[str]) -> None:
     )
     picked = ", ".join(f"w.m{i}" for i in range(len(metrics))) or "NULL AS _none"
     # Images without a path any more (their file now holds other content) are no input.
+    live = live_only(con)
     if input_stage is None:
-        source = f"SELECT DISTINCT image_id FROM scores WHERE image_id IN ({LIVE_IMAGES})"
+        source = f"SELECT DISTINCT image_id FROM scores WHERE true {live}"
         params: list[Any] = []
     else:  # outcomes hold one row per (image, stage): no DISTINCT needed
-        source = (
-            "SELECT image_id FROM stage_outcomes WHERE stage = ? AND status = 'pass' "
-            f"AND image_id IN ({LIVE_IMAGES})"
-        )
+        source = f"SELECT image_id FROM stage_outcomes WHERE stage = ? AND status = 'pass' {live}"
         params = [input_stage]
     # A small input (late stages) is cheaper to match first; a large one to aggregate first.
     small = (
@@ -358,5 +356,5 @@ def stage_pass_count(catalog: Catalog, stage: str) -> int:
     with catalog.connect(read_only=True) as con:
         return con.execute(
             "SELECT count(*) FROM stage_outcomes WHERE stage = ? AND status = 'pass' "
-            f"AND image_id IN ({LIVE_IMAGES})", [stage]
+            + live_only(con), [stage]
         ).fetchone()[0]
