@@ -41,14 +41,12 @@ def finish_run(catalog: Catalog, run_id: int, status: str, counts: dict[str, Any
 def list_runs(catalog: Catalog, limit: int = 50, alive: AliveCheck | None = None
               ) -> list[dict[str, Any]]:
     """Recent runs, newest first; a `running` one whose process is gone shows `interrupted`."""
-    with catalog.connect(read_only=True) as con:
-        cur = con.execute(
-            "SELECT run_id, command, status, started_at, ended_at, counts, pid, pid_started, host "
-            "FROM runs ORDER BY run_id DESC LIMIT ?",
-            [limit],
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = _dicts(
+        catalog,
+        "SELECT run_id, command, status, started_at, ended_at, counts, pid, pid_started, host "
+        "FROM runs ORDER BY run_id DESC LIMIT ?",
+        [limit],
+    )
     for row in rows:
         if alive is not None and _gone(row, alive):
             row["status"] = "interrupted"
@@ -58,15 +56,20 @@ def list_runs(catalog: Catalog, limit: int = 50, alive: AliveCheck | None = None
 
 def interrupted_runs(catalog: Catalog, command: str, alive: AliveCheck) -> list[dict[str, Any]]:
     """Runs of `command` still marked running whose process is gone (killed), oldest first."""
-    with catalog.connect(read_only=True) as con:
-        cur = con.execute(
-            "SELECT run_id, started_at, pid, pid_started, host FROM runs "
-            "WHERE command = ? AND status = 'running' AND pid IS NOT NULL ORDER BY run_id",
-            [command],
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = _dicts(
+        catalog,
+        "SELECT run_id, started_at, pid, pid_started, host FROM runs "
+        "WHERE command = ? AND status = 'running' AND pid IS NOT NULL ORDER BY run_id",
+        [command],
+    )
     return [row for row in rows if _gone(row, alive)]
+
+
+def _dicts(catalog: Catalog, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    with catalog.connect(read_only=True) as con:
+        cur = con.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def mark_interrupted(catalog: Catalog, run_ids: list[int]) -> None:
