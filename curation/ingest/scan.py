@@ -18,7 +18,6 @@ from PIL import Image
 from curation.ingest.sources import Candidate, expand_sources
 from db.catalog import Catalog
 from db.images import changed_paths, merge_ingest_results
-from hfaid_core import image_open  # noqa: F401 - Pillow's bomb guard off, format plugins on
 from hfaid_core.runner import JobStats, ShardJob, run_job
 
 RESULT_SCHEMA = pa.schema(
@@ -149,6 +148,10 @@ def content_id(data: bytes) -> str:
 
 def read_header(data: bytes) -> dict:
     """Format, size, mode, EXIF orientation and frame count from the header (no pixel decode)."""
+    # Pillow's bomb guard off (a bomb's header must still read; the decode applies the
+    # configured limit) and the HEIF/AVIF/JPEG XL plugins on: on first use, not at CLI start.
+    from hfaid_core import image_open  # noqa: F401
+
     if not data:
         return {"header_error": "empty file"}
     try:
