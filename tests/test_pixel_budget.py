@@ -147,9 +147,10 @@ print(json.dumps(result))
     assert result["huge.png"] == [10000, 9998, 3]
 
 
-def test_niqe_in_tiles_equals_niqe_of_the_whole_image_bit_for_bit():
+def test_niqe_in_tiles_equals_niqe_of_the_whole_image():
     """Tiles cut on 96 px block edges, read with their margin and put back in blockproc's
-    order, give the whole-image score exactly: with partial tiles at the edges too."""
+    order, give the whole-image score to 1e-12 (the last bit of a few block features depends
+    on how many blocks torch reduces at once), with partial tiles at the edges too."""
     mu, cov = niqe_params()
     photo = Image.open(colour_photos()[1]).convert("RGB").resize((1000, 700))
     x = torch.from_numpy(np.asarray(photo).transpose(2, 0, 1).copy())[None]

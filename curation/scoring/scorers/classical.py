@@ -121,12 +121,13 @@ NIQE_TILE_MARGIN = 32
 def niqe_score_tiled(x: torch.Tensor, mu_pris: torch.Tensor, cov_pris: torch.Tensor,
                      dtype: torch.dtype, tile_pixels: int = NIQE_TILE) -> torch.Tensor:
     """`niqe_score` of one uint8 image (1, 3, H, W) in tiles of about `tile_pixels`, with the
-    same result: NIQE's features are per 96 px block, and each block's numbers depend only on
-    pixels within the margin around it, so tiles cut on block edges and read with that margin
-    give every block the values of the whole-image pass (the halving starts on even rows and
-    columns, so it samples the same positions). The blocks are then put back in `blockproc`'s
-    order, so the mean and covariance add them up in the same order too. Memory: one tile's
-    floats instead of the whole image's (~100 bytes per pixel)."""
+    same score to 1e-12: NIQE's features are per 96 px block, and each block's numbers depend
+    only on pixels within the margin around it, so tiles cut on block edges and read with that
+    margin give every block the values of the whole-image pass (the halving starts on even rows
+    and columns, so it samples the same positions), but for the last bit of a few features
+    (torch reduces a batch of blocks differently by its size). The blocks are put back in
+    `blockproc`'s order, so the mean and covariance add them up in the same order. Memory: one
+    tile's floats instead of the whole image's (~130 bytes per pixel)."""
     height = x.shape[-2] // NIQE_BLOCK * NIQE_BLOCK
     width = x.shape[-1] // NIQE_BLOCK * NIQE_BLOCK
     side = max(NIQE_BLOCK, math.isqrt(tile_pixels) // NIQE_BLOCK * NIQE_BLOCK)
