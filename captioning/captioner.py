@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 
 from hfaid_core.errors import HfaidError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, open_image
 
 DEFAULT_TASK = "<MORE_DETAILED_CAPTION>"
 
@@ -155,10 +156,11 @@ class Captioner:
         return CaptionResult(text=caption.strip(), n_tokens=n_tokens, truncated=truncated)
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Decode an image file upright (EXIF orientation applied) in RGB."""
+def load_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image file upright (EXIF orientation applied) in RGB; TooLarge above
+    `max_pixels`, before any pixel is decoded."""
     from PIL import ImageOps
 
-    with Image.open(path) as im:
+    with open_image(path, max_pixels) as im:
         im = ImageOps.exif_transpose(im)
         return im.convert("RGB")

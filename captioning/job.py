@@ -17,6 +17,7 @@ from captioning.checks import DEFAULT_BOILERPLATE, CheckSettings, check_caption
 from captioning.models import ModelRef
 from db.captions import RESULT_SCHEMA, flagged_to_recaption, images_to_caption, merge_caption_files
 from db.catalog import Catalog
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, TooLarge
 from hfaid_core.runner import JobStats, ShardJob, run_job
 from hfaid_core.settings.caption import CaptionConfig
 
@@ -35,6 +36,7 @@ class CaptionSpec:
     batch_size: int
     generation: GenerationSettings
     checks: CheckSettings = field(default_factory=CheckSettings)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # [decode]: larger images get `too_large`, undecoded
 
     @property
     def version(self) -> str:
@@ -43,7 +45,8 @@ class CaptionSpec:
 
 
 def build_spec(model: ModelRef, cfg: CaptionConfig, recaption: bool = False,
-               batch_size: int | None = None, device: str | None = None) -> CaptionSpec:
+               batch_size: int | None = None, device: str | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> CaptionSpec:
     """The spec for a first pass (config generation settings) or a re-caption pass."""
     generation = GenerationSettings(num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens)
     if recaption:
@@ -61,7 +64,7 @@ def build_spec(model: ModelRef, cfg: CaptionConfig, recaption: bool = False,
     return CaptionSpec(
         model=model, fingerprint=model_fingerprint(model.folder), task=cfg.task,
         device=device or cfg.device, dtype=cfg.dtype, batch_size=batch_size or cfg.batch_size,
-        generation=generation, checks=checks,
+        generation=generation, checks=checks, max_pixels=max_pixels,
     )
 
 
@@ -103,8 +106,12 @@ class CaptionWorker:
     def _prepare(self, captioner: Captioner, batch: list[dict],
                  decoder: ThreadPoolExecutor) -> tuple:
         ok, images, failed = [], [], []
-        for row, image in zip(batch, decoder.map(_load, [r["path"] for r in batch]), strict=True):
-            if isinstance(image, Exception):  # a decoder complaint is this image's error
+        load = partial(_load, max_pixels=self.spec.max_pixels)
+        for row, image in zip(batch, decoder.map(load, [r["path"] for r in batch]), strict=True):
+            if isinstance(image, TooLarge):
+                failed.append(self._row(row, status="error", reason=image.reason,
+                                        detail=image.detail))
+            elif isinstance(image, Exception):  # a decoder complaint is this image's error
                 failed.append(self._row(row, status="error", reason="image_unreadable",
                                         detail=_one_line(image)))
             else:
@@ -159,10 +166,10 @@ class CaptionWorker:
         return base
 
 
-def _load(path: str) -> Any:
+def _load(path: str, max_pixels: int) -> Any:
     """The decoded image, or the exception that decoding raised (kept as a per-image error)."""
     try:
-        return load_rgb(path)
+        return load_rgb(path, max_pixels)
     except Exception as exc:
         return exc
 
@@ -193,6 +200,7 @@ def run_caption_job(catalog: Catalog, spec: CaptionSpec, stage: str | None, run_
         shard_size=shard_size,
         workers=1,  # one model per device; the worker overlaps decoding with generation
         description="recaption" if recaption else "caption",
+        run_id=run_id,
     )
     return run_job(job)
 

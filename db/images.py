@@ -42,6 +42,10 @@ def merge_ingest_results(catalog: Catalog, result_files: list[Path], run_id: int
             """,
             [run_id],
         )
+        con.execute(
+            "CREATE TEMP TABLE replaced AS SELECT DISTINCT p.image_id FROM paths p "
+            "JOIN batch b USING (path) WHERE p.image_id IS NOT NULL"
+        )
         con.execute("DELETE FROM paths WHERE path IN (SELECT path FROM batch)")
         con.execute(
             """
@@ -51,6 +55,16 @@ def merge_ingest_results(catalog: Catalog, result_files: list[Path], run_id: int
             """,
             [run_id],
         )
+        # Content that lost its last path is an orphan until some path holds it again.
+        con.execute(
+            "INSERT OR IGNORE INTO orphan_images SELECT image_id FROM replaced r "
+            "WHERE NOT EXISTS (SELECT 1 FROM paths p WHERE p.image_id = r.image_id)"
+        )
+        con.execute(
+            "DELETE FROM orphan_images WHERE image_id IN "
+            "(SELECT image_id FROM batch WHERE image_id IS NOT NULL)"
+        )
+        con.execute("DROP TABLE replaced")
         merged = con.execute("SELECT count(*) FROM batch").fetchone()[0]
         con.execute("DROP TABLE batch")
     return merged

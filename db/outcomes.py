@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 
 from db.catalog import Catalog
-from db.stages import stage_rank
+from db.stages import live_only, stage_rank
 
 OUTCOME_COLUMNS = ("image_id", "stage", "status", "reason", "detail")
 # The detail of a selection pass when none of the stage's rules could apply (nothing scored):
@@ -45,14 +45,16 @@ def _replace_from_batch(con, run_id: int) -> int:
 def funnel(catalog: Catalog) -> dict[str, Any]:
     """Per stage: seen, passed, rejected, errors and counts per reason, in pipeline order."""
     with catalog.connect(read_only=True) as con:
-        images = con.execute("SELECT count(*) FROM images").fetchone()[0]
+        live = live_only(con)
+        images = con.execute(f"SELECT count(*) FROM images WHERE true {live}").fetchone()[0]
         # Per path: read errors, exact (byte-identical) duplicates, passes (0010's view).
         ingest_rows = con.execute(
             "SELECT 'ingest', status, coalesce(reason, ''), count(*) FROM ingest_outcomes "
             "GROUP BY ALL"
         ).fetchall()
         rows = con.execute(
-            "SELECT stage, status, coalesce(reason, ''), count(*) FROM stage_outcomes GROUP BY ALL"
+            "SELECT stage, status, coalesce(reason, ''), count(*) FROM stage_outcomes "
+            f"WHERE true {live}GROUP BY ALL"
         ).fetchall()
         unfiltered = dict(
             con.execute(

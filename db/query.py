@@ -46,6 +46,7 @@ READABLE: dict[str, tuple[str, ...]] = {
     "eval_methods": (),
     "eval_outputs": (),
     "eval_scores": (),
+    "orphan_images": (),
 }
 # First words of the statements `hfaid sql` runs (DuckDB parses DESCRIBE, SHOW, SUMMARIZE,
 # FROM-first queries and VALUES as SELECT statements).

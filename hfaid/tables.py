@@ -54,3 +54,34 @@ def write_arrow_table(table: pa.Table, fmt: str, out: Path | None) -> None:
     finally:
         if out is not None:
             handle.close()
+
+
+def write_arrow_batches(reader: pa.RecordBatchReader, fmt: str, out: Path | None) -> int:
+    """Write a stream of record batches as jsonl | csv | parquet, to a file or (jsonl, csv)
+    stdout, one batch in memory at a time; returns the rows written."""
+    rows = 0
+    if fmt == "parquet":
+        with pq.ParquetWriter(out, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        return rows
+    handle = open(out, "w", newline="") if out is not None else sys.stdout
+    try:
+        for index, batch in enumerate(reader):
+            if fmt == "csv":
+                sink = pa.BufferOutputStream()
+                options = pacsv.WriteOptions(include_header=index == 0)
+                pacsv.write_csv(pa.Table.from_batches([batch]), sink, options)
+                handle.write(sink.getvalue().to_pybytes().decode())
+            else:
+                handle.writelines(json.dumps(row, default=str) + "\n" for row in batch.to_pylist())
+            rows += batch.num_rows
+        if fmt == "csv" and rows == 0:  # no batch came: the header alone
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(reader.schema.empty_table(), sink)
+            handle.write(sink.getvalue().to_pybytes().decode())
+    finally:
+        if out is not None:
+            handle.close()
+    return rows

@@ -12,11 +12,13 @@ from typing import Any
 
 from hfaid_core.errors import HfaidError
 from hfaid_core.settings.caption import CaptionConfig  # [caption]: Florence-2 captioning
+from hfaid_core.settings.decode import DecodeConfig  # [decode]: pixel and memory budget
 from hfaid_core.settings.degrade import DegradationConfig  # [degrade]: Real-ESRGAN pairs
 from hfaid_core.settings.evaluate import EvaluateConfig  # [evaluate]: the SR test protocol
 from hfaid_core.settings.export import ExportConfig  # [export]: shards / imagefolder
 from hfaid_core.settings.finetune import FinetuneConfig  # [finetune]: RPR + ROPO fine-tuning
 from hfaid_core.settings.policy import PolicyConfig  # [policy]: the funnel's selection rules
+from hfaid_core.settings.ranges import check_value, ranged
 from hfaid_core.settings.review import ReviewConfig  # [review]: the review app
 from hfaid_core.settings.score import ScoreConfig, WeightsConfig  # [score], [weights]
 from hfaid_core.settings.stage1 import CleanConfig, DedupConfig  # [clean], [dedup]
@@ -24,13 +26,13 @@ from hfaid_core.settings.stage1 import CleanConfig, DedupConfig  # [clean], [ded
 
 @dataclass
 class CatalogConfig:
-    lock_timeout_s: float = 60.0  # how long to wait for another process's write lock
+    lock_timeout_s: float = ranged(60.0, 0)  # how long to wait for another process's write lock
 
 
 @dataclass
 class RunnerConfig:
-    workers: int = 0  # 0 = one per CPU core
-    shard_size: int = 256  # images per shard (result file)
+    workers: int = ranged(0, 0)  # 0 = one per CPU core
+    shard_size: int = ranged(256, 1)  # images per shard (result file)
     backend: str = "local"  # local | ray
 
 
@@ -38,7 +40,8 @@ class RunnerConfig:
 class IngestConfig:
     extensions: list[str] = field(
         default_factory=lambda: [
-            ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jxl", ".heic",
+            ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+            ".avif", ".heic", ".heif", ".jxl",  # decoded where their Pillow plugin is installed
         ]
     )
     path_column: str = "path"  # column holding paths in Parquet/CSV sources
@@ -50,6 +53,7 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
@@ -93,6 +97,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
     values = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in raw.items()}
+    for name, value in values.items():
+        check_value(value, *fields[name].metadata.get("range", (None, None)), f"{where}.{name}")
     return cls(**values)
 
 

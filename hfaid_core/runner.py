@@ -5,12 +5,20 @@ name and renamed; it never raises for one bad item. The main process merges fini
 files into the catalog; a shard is finished once merged. Leftover result files from a killed
 run are merged before the pending set is computed, and every merge is idempotent, so killing a
 job at any moment and re-running it gives the catalog of one clean run.
+
+Each run writes into its own folder, `<work>/<job>/run-<run_id>-<token>/`, whose `owner.json`
+names its process (pid, start time, host). Another run of the job adopts a folder only once that
+process is gone, so two jobs at once (two ingests of different folders) never take each
+other's files: the adopting run renames the folder into its own first (atomic: one run gets it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -23,6 +31,7 @@ from typing import Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hfaid_core.processes import ProcessId, die_with_parent, is_alive, this_process
 from hfaid_core.progress import item_progress
 
 RESULT_SUFFIX = ".parquet"
@@ -66,6 +75,7 @@ class ShardJob:
     # "fork" starts workers instantly and suits CPU-only jobs that never import torch;
     # "spawn" is the safe default once torch (and its thread pools) may be in the parent.
     start_method: str = "spawn"
+    run_id: int | None = None  # the catalog's run, named in the run's work folder
 
 
 @dataclass
@@ -102,6 +112,7 @@ def run_job(job: ShardJob) -> JobStats:
         except KeyboardInterrupt:
             stats.interrupted = True
             stats.rows_merged += _merge_and_remove(job.merge, finished_result_files(results_dir))
+    release_run_dir(results_dir)
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -124,18 +135,74 @@ def plan_shards(items: int, shard_size: int, workers: int) -> list[tuple[int, in
     return plan
 
 
+OWNER_FILE = "owner.json"
+
+
 def recover_leftovers(job: ShardJob) -> tuple[Path, JobStats]:
-    """Merge result files a killed run left behind and drop its temp files; every backend
-    calls this before computing the pending set, so nothing finished is redone."""
-    results_dir = job.work_dir / job.name
-    results_dir.mkdir(parents=True, exist_ok=True)
+    """This run's own results folder, after merging the result files that dead runs of the job
+    left behind (a live run's are never touched); every backend calls this before computing
+    the pending set, so nothing finished is redone."""
+    job_dir = job.work_dir / job.name
+    job_dir.mkdir(parents=True, exist_ok=True)
+    results_dir = claim_run_dir(job_dir, job.run_id)
     stats = JobStats()
-    leftovers = finished_result_files(results_dir)
+    leftovers = adopt_dead_runs(job_dir, results_dir)
     if leftovers:
         stats.recovered_files = len(leftovers)
         stats.rows_merged += _merge_and_remove(job.merge, leftovers)
     _remove_temp_files(results_dir)
     return results_dir, stats
+
+
+def claim_run_dir(job_dir: Path, run_id: int | None) -> Path:
+    """A new folder for this run, created with its owner file already inside (built under a
+    temp name, then renamed), so no other run ever sees it without an owner."""
+    token = uuid.uuid4().hex[:8]
+    final = job_dir / (f"run-{run_id}-{token}" if run_id is not None else f"run-{token}")
+    building = job_dir / f".tmp-{token}"
+    building.mkdir()
+    (building / OWNER_FILE).write_text(json.dumps(this_process().as_dict()))
+    os.rename(building, final)
+    return final
+
+
+def adopt_dead_runs(job_dir: Path, results_dir: Path) -> list[Path]:
+    """Moves the finished result files of runs whose process is gone into `results_dir` and
+    returns them (with any left there earlier), oldest name first. A dead run's folder is taken
+    by renaming it into ours, which only one adopting run can do; result files lying directly
+    in `job_dir` (written before per-run folders) are taken one by one the same way."""
+    for entry in sorted(job_dir.iterdir()):
+        if entry == results_dir or entry.name.startswith(".tmp-"):
+            continue
+        if entry.is_file() and entry.suffix == RESULT_SUFFIX and not entry.name.startswith("."):
+            with contextlib.suppress(FileNotFoundError):  # another run took it first
+                os.rename(entry, results_dir / entry.name)
+        elif entry.is_dir() and not _owner_alive(entry):
+            taken = results_dir / f"adopted-{entry.name}"
+            try:
+                os.rename(entry, taken)
+            except FileNotFoundError:  # another run adopted it first
+                continue
+            # (a run killed while adopting holds its catch in a folder of its own)
+            for result in sorted(taken.rglob(f"*{RESULT_SUFFIX}")):
+                if not result.name.startswith("."):
+                    os.rename(result, results_dir / result.name)
+            shutil.rmtree(taken, ignore_errors=True)
+    return finished_result_files(results_dir)
+
+
+def _owner_alive(run_dir: Path) -> bool:
+    try:
+        owner = ProcessId.from_dict(json.loads((run_dir / OWNER_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):  # no readable owner: not a live run's
+        return False
+    return is_alive(owner)
+
+
+def release_run_dir(results_dir: Path) -> None:
+    """Removes a run's folder once everything in it is merged (a kill leaves it for adoption)."""
+    if not finished_result_files(results_dir):
+        shutil.rmtree(results_dir, ignore_errors=True)
 
 
 def finished_result_files(results_dir: Path) -> list[Path]:
@@ -165,8 +232,9 @@ def _merge_and_remove(merge: MergeFn, files: list[Path]) -> int:
 _WORKER: ShardWorker | None = None
 
 
-def _init_worker(factory: WorkerFactory) -> None:
+def _init_worker(factory: WorkerFactory, parent: int) -> None:
     global _WORKER
+    die_with_parent(parent)
     _WORKER = factory()
 
 
@@ -261,7 +329,7 @@ def _run_pool(job, shards, results_dir, workers, stats) -> None:
         max_workers=workers,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(job.worker_factory,),
+        initargs=(job.worker_factory, os.getpid()),
     )
     completed = False
     try:

@@ -20,6 +20,7 @@ from hfaid_core.runner import (
     ShardJob,
     _merge_and_remove,
     recover_leftovers,
+    release_run_dir,
     worker_timings,
     write_result,
 )
@@ -139,6 +140,7 @@ def run_job_ray(
     if pending.num_rows:
         with ray_connection(address) as ray:
             _run_on_ray(ray, job, pending, results_dir, device.startswith("cuda"), actors, stats)
+    release_run_dir(results_dir)
     stats.seconds = time.perf_counter() - started
     return stats
 

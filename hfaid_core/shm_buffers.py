@@ -85,6 +85,14 @@ def workers_that_fit(workers: int, per_worker_bytes: int, shm_bytes: int | None)
     return min(workers, shm_bytes * 3 // 4 // per_worker_bytes)
 
 
+def fits_a_worker(image_bytes: int) -> bool:
+    """Whether a decode worker's pooled buffers can carry pieces of this one image (its
+    MAX_POOLED pieces within MAX_POOLED_BYTES: up to ~35 MP of RGB each). A larger image is
+    decoded where it is used: through workers it would take fresh segments for every piece, and
+    one such image would shrink the decode workers of its whole shard (`workers_that_fit`)."""
+    return HEADER + int(image_bytes * GROWTH) <= MAX_POOLED_BYTES // MAX_POOLED
+
+
 def shared_memory_size() -> int | None:
     """Size of /dev/shm, where torch puts the tensors workers send; None where there is none."""
     try:

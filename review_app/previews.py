@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from db.errors import CatalogError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, open_image
 from hfaid_core.settings.review import ReviewConfig
 
 
@@ -34,9 +35,11 @@ class Preview:
 class PreviewCache:
     """Previews built once per image (disk), kept in an LRU bounded by bytes (memory)."""
 
-    def __init__(self, folder: Path, cfg: ReviewConfig) -> None:
+    def __init__(self, folder: Path, cfg: ReviewConfig, max_pixels: int = DEFAULT_MAX_PIXELS
+                 ) -> None:
         self.folder = folder
         self.cfg = cfg
+        self.max_pixels = max_pixels  # [decode]: a larger image raises TooLarge, undecoded
         self.max_bytes = cfg.memory_cache_mb * 1024 * 1024
         self._memory: OrderedDict[str, Preview] = OrderedDict()
         self._bytes = 0
@@ -104,7 +107,7 @@ class PreviewCache:
         return Preview(fit, crops, int(meta[0]), int(meta[1]))
 
     def _build(self, image_id: str, path: str) -> Preview:
-        with Image.open(path) as opened:
+        with open_image(path, self.max_pixels) as opened:
             img = ImageOps.exif_transpose(opened).convert("RGB")
         width, height = img.size
         crops = tuple(

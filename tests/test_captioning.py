@@ -191,7 +191,8 @@ def test_kill_minus_nine_and_rerun_leaves_no_duplicate_captions(tiny_model, tmp_
     deadline = time.monotonic() + 120
     # Kill once the first shard result exists: merged or not, the re-run must cope.
     while time.monotonic() < deadline and proc.poll() is None:
-        if any(results.glob("caption-*/*.parquet")) or any(results.glob("caption-*/.tmp-*")):
+        if any(results.glob("caption-*/run-*/*.parquet")) or any(
+                results.glob("caption-*/run-*/.tmp-*")):
             break
         time.sleep(0.05)
     killed = proc.poll() is None

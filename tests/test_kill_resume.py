@@ -83,6 +83,6 @@ def _wait_for_first_shard(proc: subprocess.Popen, work_dir: Path, timeout_s: flo
     delay would be outrun by a fast machine and never reached by a slow one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
-        if work_dir.exists() and any(p.is_file() for p in work_dir.rglob("*")):
+        if work_dir.exists() and any(p.suffix == ".parquet" for p in work_dir.rglob("*")):
             return
         time.sleep(0.01)

@@ -526,7 +526,7 @@ def _wait_for_first_shard(proc, work_dir: Path, timeout_s: float = 180.0) -> Non
     """Return once a shard result (or its temp file) exists, or the process has ended."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
-        if work_dir.exists() and any(p.is_file() for p in work_dir.rglob("*")):
+        if work_dir.exists() and any(p.suffix == ".parquet" for p in work_dir.rglob("*")):
             return
         time.sleep(0.05)
 

@@ -135,7 +135,7 @@ def test_an_actor_that_cannot_score_fails_the_job_with_its_own_message(tmp_path)
     assert re.search(r"HfaidError: niqe computes as version pyiqa-.* but the job expects "
                      r"pyiqa-0\.0\.1\+none", done.stdout), done.stdout  # fmt: skip
     assert done.stdout.splitlines()[-1] == "merged 0"
-    assert not list((tmp_path / "work" / "score-test").glob("*.parquet"))
+    assert not list((tmp_path / "work" / "score-test").rglob("*.parquet"))
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ from db.evaluation import (
     training_overlap,
 )
 from hfaid_core.errors import HfaidError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS
 from hfaid_core.runner import JobStats
 from hfaid_core.settings.score import on_gpu
 
@@ -51,6 +52,7 @@ class EvalRequest:
     weights_dir: str | None = None
     workers: int = 1
     decode_workers: int = -1
+    max_pixels: int = DEFAULT_MAX_PIXELS  # [decode] max_pixels: larger sources are too_large
     batch_size: int = 0
     out: Path | None = None  # default: <test set>/results
 
@@ -81,7 +83,8 @@ def run_evaluate(catalog: Catalog, req: EvalRequest, run_id: int | None) -> Eval
     sources, origin = sources_for(req)
     metrics = parse_metrics(req.metrics) if req.metrics else []
     baselines = check_baselines(req.baselines)
-    test_set = prepare_test_set(req.test_set, sources, req.protocol, origin, req.workers)
+    test_set = prepare_test_set(req.test_set, sources, req.protocol, origin, req.workers,
+                                req.max_pixels)
     set_id, names = test_set.set_id, test_set.names
     record_set(catalog, set_id, str(test_set.folder.resolve()), test_set.protocol,
                _images_table(test_set), run_id)

@@ -18,6 +18,8 @@ import numpy as np
 
 from curation.ingest.scan import content_id
 from hfaid_core.errors import HfaidError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, TooLarge, open_image
+from hfaid_core.processes import die_with_parent
 from hfaid_core.settings.degrade import DegradationConfig
 
 MANIFEST = "manifest.json"
@@ -167,10 +169,10 @@ def _read(path: str, member: str | None) -> bytes:
         return handle.read()
 
 
-def _decode(data: bytes) -> np.ndarray:
-    from PIL import Image, ImageOps
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    from PIL import ImageOps
 
-    with Image.open(io.BytesIO(data)) as img:
+    with open_image(io.BytesIO(data), max_pixels) as img:
         return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
 
 
@@ -190,7 +192,8 @@ def pixel_seed(rgb: np.ndarray) -> int:
     return int.from_bytes(hashlib.sha256(rgb.tobytes()).digest()[:8], "big")
 
 
-def make_pair(source: Source, protocol: Protocol) -> dict[str, Any]:
+def make_pair(source: Source, protocol: Protocol,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
     """HR centre crop and its LR (made, or cropped from the export's pair); per-image
     problems come back as {"name", "source", "reason", "detail"}, never raised."""
     from curation.degrade.realesrgan import degrade
@@ -199,7 +202,9 @@ def make_pair(source: Source, protocol: Protocol) -> dict[str, Any]:
     size, scale = protocol.hr_size, protocol.scale
     try:
         data = _read(source.path, source.member)
-        rgb = _decode(data)
+        rgb = _decode(data, max_pixels)
+    except TooLarge as exc:  # the [decode] budget, checked before any pixel is decoded
+        return {"name": source.name, "source": where, "reason": exc.reason, "detail": exc.detail}
     except Exception as exc:  # noqa: BLE001 - one bad file is a skip with its reason
         return {"name": source.name, "source": where, "reason": "decode_failed",
                 "detail": f"{type(exc).__name__}: {exc}"}
@@ -214,7 +219,7 @@ def make_pair(source: Source, protocol: Protocol) -> dict[str, Any]:
     if source.lr is not None:
         try:
             lr_full = _decode(_read(source.path if source.member else source.lr,
-                                    source.lr if source.member else None))
+                                    source.lr if source.member else None), max_pixels)
         except Exception as exc:  # noqa: BLE001
             return {"name": source.name, "source": where, "reason": "lr_decode_failed",
                     "detail": f"{type(exc).__name__}: {exc}"}
@@ -235,7 +240,8 @@ def make_pair(source: Source, protocol: Protocol) -> dict[str, Any]:
 # ---- the set -------------------------------------------------------------------------------
 
 def prepare_test_set(folder: Path, sources: list[Source] | None, protocol: Protocol,
-                     origin: str = "", workers: int = 1) -> TestSet:
+                     origin: str = "", workers: int = 1,
+                     max_pixels: int = DEFAULT_MAX_PIXELS) -> TestSet:
     """The test set in `folder`: made once (files, then the manifest last), then only read.
 
     Re-running with the same sources and protocol verifies the files and writes nothing; other
@@ -254,7 +260,7 @@ def prepare_test_set(folder: Path, sources: list[Source] | None, protocol: Proto
     if folder.exists() and any(p.name not in ("hr", "lr") for p in folder.iterdir()):
         raise HfaidError(f"--test-set {folder} is not empty and holds no {MANIFEST}; "
                          "use a new folder")
-    pairs = _make_pairs(sources, protocol, workers)
+    pairs = _make_pairs(sources, protocol, workers, max_pixels)
     made = [p for p in pairs if "hr_png" in p]
     skipped = [p for p in pairs if "hr_png" not in p]
     if not made:
@@ -317,11 +323,14 @@ def _same_request(existing: TestSet, sources: list[Source], protocol: Protocol,
                          " use a new --test-set folder")
 
 
-def _make_pairs(sources: list[Source], protocol: Protocol, workers: int) -> list[dict]:
+def _make_pairs(sources: list[Source], protocol: Protocol, workers: int,
+                max_pixels: int) -> list[dict]:
     if workers <= 1 or len(sources) < 4:
-        return [make_pair(s, protocol) for s in sources]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(make_pair, sources, [protocol] * len(sources), chunksize=4))
+        return [make_pair(s, protocol, max_pixels) for s in sources]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        return list(pool.map(make_pair, sources, [protocol] * len(sources),
+                             [max_pixels] * len(sources), chunksize=4))
 
 
 def _write(path: Path, data: bytes) -> None:

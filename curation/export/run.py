@@ -40,6 +40,8 @@ from db.catalog import Catalog
 from db.exports import record_export, score_means
 from db.outcomes import funnel
 from hfaid_core.errors import HfaidError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS
+from hfaid_core.processes import die_with_parent
 from hfaid_core.settings.degrade import DegradationConfig
 from hfaid_core.settings.export import ExportConfig
 
@@ -81,13 +83,18 @@ def options_dict(cfg: ExportConfig, degradation: DegradationConfig) -> dict[str,
 
 
 def run_export(catalog: Catalog, cfg: ExportConfig, degradation: DegradationConfig, out: Path,
-               overwrite: bool, workers: int, run_id: int, progress=None) -> ExportResult:
-    """Write the export into `out` (resuming an interrupted one with the same id) and record it."""
+               overwrite: bool, workers: int, run_id: int, progress=None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> ExportResult:
+    """Write the export into `out` (resuming an interrupted one with the same id) and record it;
+    images decoded for re-encoding must fit [decode] `max_pixels` (else `too_large`)."""
     check_options(cfg)
     out = Path(os.path.abspath(out))  # normalises "..", without following symlinks
     plan = build_plan(catalog, cfg)
     _refuse_source_overlap(catalog, out, plan.folders)
     options = options_dict(cfg, degradation)
+    heavy = cfg.pairs or cfg.resize != "none" or cfg.image_format != "keep"
+    if heavy:  # which images decode within the budget is part of what the export holds
+        options["max_pixels"] = max_pixels
     export_id = plan.fingerprint(options)
     resuming = _prepare_folder(out, export_id, overwrite)
     (out / MARKER).write_text(json.dumps({"export_id": export_id}) + "\n")
@@ -96,7 +103,7 @@ def run_export(catalog: Catalog, cfg: ExportConfig, degradation: DegradationConf
     done = {k for rec in finished for k in rec.keys}
     todo = [i for i in plan.items if i.key not in done]
     opts = SampleOptions(cfg.resize, cfg.image_format, cfg.jpeg_quality, cfg.pairs, cfg.scale,
-                         cfg.seed, degradation)
+                         cfg.seed, degradation, max_pixels)
     skipped = {reason: list(ids) for reason, ids in plan.skipped.items()}
     skip_detail: dict[str, str] = {}
 
@@ -107,7 +114,6 @@ def run_export(catalog: Catalog, cfg: ExportConfig, degradation: DegradationConf
         if progress is not None:
             progress(1)
 
-    heavy = cfg.pairs or cfg.resize != "none" or cfg.image_format != "keep"
     with _samples(todo, opts, workers, heavy) as samples:
         if cfg.format == "webdataset":
             shards = finished + list(write_shards(out, samples, cfg.maxcount, cfg.maxsize,
@@ -171,7 +177,8 @@ def _samples(items: list[Item], opts: SampleOptions, workers: int, heavy: bool
     if heavy and workers == 1:
         yield map(build, items)
         return
-    executor = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    executor = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=die_with_parent, initargs=(os.getpid(),))
                 if heavy else ThreadPoolExecutor(READ_THREADS))
     try:
         yield _ordered(executor, build, items, ahead=4 * (workers if heavy else READ_THREADS))

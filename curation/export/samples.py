@@ -12,6 +12,7 @@ from typing import Any
 from curation.export.plan import FORMAT_EXT, Item
 from curation.ingest.scan import content_id
 from hfaid_core.errors import HfaidError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, TooLarge, open_image
 from hfaid_core.settings.degrade import DegradationConfig
 
 _RESIZE = re.compile(r"^(none|(max|short|crop):(\d+))$")
@@ -29,6 +30,7 @@ class SampleOptions:
     scale: int = 4
     seed: int = 0
     degradation: DegradationConfig | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS  # [decode]: larger images are skipped as `too_large`
 
 
 def check_resize(policy: str) -> None:
@@ -78,6 +80,8 @@ def build_sample(item: Item, opts: SampleOptions) -> Sample:
             files += [(LR_FIELD, lr), (DEGRADATION_FIELD, text.encode())]
             extra_meta = {"degradation": text, "degradation_params": json.dumps(params,
                                                                                 sort_keys=True)}
+    except TooLarge as exc:
+        return Sample(item.key, item.image_id, [], exc.reason, exc.detail)
     except Exception as exc:  # noqa: BLE001 - a broken image is a skip with its reason
         return Sample(item.key, item.image_id, [], "decode_error", f"{type(exc).__name__}: {exc}")
     if size is not None:
@@ -104,17 +108,18 @@ def _image_bytes(data: bytes, fmt: str | None, opts: SampleOptions
     target = stored_extension(fmt, opts.resize, opts.image_format)
     if opts.resize == "none" and opts.image_format == "keep":
         return data, target, None
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
-    with Image.open(io.BytesIO(data)) as im:
-        img = ImageOps.exif_transpose(im).convert("RGB")
-    img = _resize(img, opts.resize)
     out = io.BytesIO()
-    if target == "png":
-        img.save(out, format="PNG", optimize=False)
-    else:
-        img.save(out, format="JPEG", quality=opts.jpeg_quality, subsampling=0)
-    return out.getvalue(), target, img.size
+    # In place and without a copy for RGB files: a 100 MP image is 400 MB per copy in Pillow.
+    with open_image(io.BytesIO(data), opts.max_pixels) as im:
+        ImageOps.exif_transpose(im, in_place=True)
+        img = _resize(im if im.mode == "RGB" else im.convert("RGB"), opts.resize)
+        if target == "png":
+            img.save(out, format="PNG", optimize=False)
+        else:
+            img.save(out, format="JPEG", quality=opts.jpeg_quality, subsampling=0)
+        return out.getvalue(), target, img.size
 
 
 def _resize(img: Any, policy: str) -> Any:
@@ -145,11 +150,10 @@ def _pair(image_bytes: bytes, image_id: str, opts: SampleOptions) -> tuple[bytes
     """Degrade the stored image; the generator is seeded by (seed, image_id): order-independent."""
     import cv2
     import numpy as np
-    from PIL import Image
 
     from curation.degrade.realesrgan import degrade, describe_degradation
 
-    with Image.open(io.BytesIO(image_bytes)) as im:
+    with open_image(io.BytesIO(image_bytes), opts.max_pixels) as im:
         rgb = np.asarray(im.convert("RGB"))
     id_seed = int.from_bytes(hashlib.sha256(image_id.encode()).digest()[:8], "big")
     rng = np.random.default_rng([opts.seed, id_seed])

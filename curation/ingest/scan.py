@@ -6,6 +6,8 @@ import errno
 import io
 import os
 import stat
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +19,6 @@ from curation.ingest.sources import Candidate, expand_sources
 from db.catalog import Catalog
 from db.images import changed_paths, merge_ingest_results
 from hfaid_core.runner import JobStats, ShardJob, run_job
-
-# Header parsing must never trip PIL's bomb guard; the decode check applies the real limit.
-Image.MAX_IMAGE_PIXELS = None
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -97,23 +96,48 @@ class IngestWorker:
         for row in items.to_pylist():
             record = dict(row)
             if row["error"] is None:
-                record.update(read_file(row["path"]))
+                record.update(read_file(row["path"], row["size"], row["mtime"]))
             for name in RESULT_NAMES:
                 columns[name].append(record.get(name))
         return pa.table(columns, schema=RESULT_SCHEMA)
 
 
-def read_file(path: str) -> dict:
-    """Content hash plus header fields; a file that cannot be read gets error fields instead."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        error, detail = _os_error_reason(path, exc)
-        return {"error": error, "error_detail": detail}
-    record = {"image_id": content_id(data), "size": len(data)}
-    record.update(read_header(data))
-    return record
+CHANGING_RETRY_S = 0.5  # a file that changed while read is read once more after this pause
+
+
+def read_file(path: str, size: int | None = None, mtime: float | None = None) -> dict:
+    """Content hash plus header fields, of bytes that did not change while they were read:
+    the file's size and mtime after hashing must equal those before (the scan's, when given)
+    and the bytes read must be as many as the size. Otherwise it is read once more after a
+    pause, against the size and mtime it had then; changed again, it is `file_changing`, with
+    no size, so the next ingest reads it again. A file that cannot be read gets error fields."""
+    for attempt in range(2):
+        try:
+            if size is None:
+                before = os.stat(path)
+                size, mtime = before.st_size, before.st_mtime
+            with open(path, "rb") as fh:
+                data = fh.read()
+            after = os.stat(path)
+        except OSError as exc:
+            error, detail = _os_error_reason(path, exc)
+            return {"error": error, "error_detail": detail}
+        if len(data) == after.st_size == size and after.st_mtime == mtime:
+            record = {"image_id": content_id(data), "size": len(data), "mtime": after.st_mtime}
+            record.update(read_header(data))
+            return record
+        # Once more after a pause, against what it was now: a file still being written has
+        # changed again by then, even if it looks still while it is read.
+        size, mtime = after.st_size, after.st_mtime
+        if not attempt:
+            time.sleep(CHANGING_RETRY_S)
+    return {
+        "error": "file_changing",
+        "error_detail": f"size or mtime changed while it was read (twice; last read {len(data):,} "
+        f"of {after.st_size:,} bytes): re-run ingest once it is written",
+        "size": None,
+        "mtime": None,
+    }
 
 
 def content_id(data: bytes) -> str:
@@ -124,6 +148,10 @@ def content_id(data: bytes) -> str:
 
 def read_header(data: bytes) -> dict:
     """Format, size, mode, EXIF orientation and frame count from the header (no pixel decode)."""
+    # Pillow's bomb guard off (a bomb's header must still read; the decode applies the
+    # configured limit) and the HEIF/AVIF/JPEG XL plugins on: on first use, not at CLI start.
+    from hfaid_core import image_open  # noqa: F401
+
     if not data:
         return {"header_error": "empty file"}
     try:
@@ -155,7 +183,8 @@ def ingest(
     shard_size: int,
 ) -> tuple[JobStats, dict[str, int]]:
     """Scan sources, skip unchanged paths, hash the rest on the runner, merge into the catalog."""
-    candidates = list(expand_sources(sources, extensions, path_column))
+    skipped: Counter[str] = Counter()
+    candidates = list(expand_sources(sources, extensions, path_column, skipped))
     scanned = scan(candidates)
     job = ShardJob(
         name="ingest",
@@ -166,10 +195,13 @@ def ingest(
         shard_size=shard_size,
         workers=workers,
         description="ingest",
+        run_id=run_id,
         start_method="fork",  # pure Python + PIL workers: no torch, so fork is safe and instant
     )
     stats = run_job(job)
     return stats, {
         "candidates": len(candidates),
         "skipped_unchanged": len(candidates) - stats.items,
+        # every file passed over in the folders, by extension (reason unsupported_extension)
+        "unsupported_extension": dict(skipped.most_common()),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +29,23 @@ class Candidate:
 
 
 def expand_sources(
-    sources: list[Path], extensions: list[str], path_column: str
+    sources: list[Path],
+    extensions: list[str],
+    path_column: str,
+    skipped: Counter[str] | None = None,
 ) -> Iterator[Candidate]:
-    """Yield candidates from every source; a missing source is a clear error before any work."""
+    """Yield candidates from every source; a missing source is a clear error before any work.
+    Files in folders whose extension is not in `extensions` are counted in `skipped` by
+    extension (lower case, "" for none), so nothing is passed over without a number."""
     wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    skipped = Counter() if skipped is None else skipped
     for source in sources:
         if not os.path.lexists(source):
             raise HfaidError(f"source {source} does not exist")
     for source in sources:
         label = str(source)
         if source.is_dir():
-            yield from _walk(source, wanted, label)
+            yield from _walk(source, wanted, label, skipped)
         elif source.suffix.lower() in LIST_SUFFIXES:
             yield from _listed(_read_list(source), source.parent, label)
         elif source.suffix.lower() in TABLE_SUFFIXES:
@@ -47,7 +54,7 @@ def expand_sources(
             yield _candidate(os.path.abspath(source), label)
 
 
-def _walk(root: Path, wanted: set[str], label: str) -> Iterator[Candidate]:
+def _walk(root: Path, wanted: set[str], label: str, skipped: Counter[str]) -> Iterator[Candidate]:
     def on_error(exc: OSError) -> None:
         raise HfaidError(f"cannot list {exc.filename}: {exc.strerror}")
 
@@ -63,8 +70,11 @@ def _walk(root: Path, wanted: set[str], label: str) -> Iterator[Candidate]:
                     "a directory with an image file name",
                 )
         for name in sorted(filenames):
-            if os.path.splitext(name)[1].lower() in wanted:
+            extension = os.path.splitext(name)[1].lower()
+            if extension in wanted:
                 yield _candidate(os.path.join(os.path.abspath(dirpath), name), label)
+            else:
+                skipped[extension] += 1
 
 
 def _read_list(path: Path) -> list[str]:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, TooLarge, open_image
+
 TILE = 128
 LABEL_H = 16
 
@@ -14,11 +16,11 @@ LABEL_H = 16
 def _tile(path: str | None, caption: str) -> Image.Image:
     tile = Image.new("RGB", (TILE, TILE + LABEL_H), "white")
     try:
-        with Image.open(Path(path)) as img:  # type: ignore[arg-type]
+        with open_image(str(Path(path)), DEFAULT_MAX_PIXELS) as img:  # type: ignore[arg-type]
             img.draft("RGB", (TILE * 2, TILE * 2))  # JPEG: decode at reduced size, much faster
             thumb = ImageOps.fit(ImageOps.exif_transpose(img).convert("RGB"), (TILE, TILE))
         tile.paste(thumb, (0, 0))
-    except (OSError, TypeError, ValueError, Image.DecompressionBombError):
+    except (OSError, TypeError, ValueError, TooLarge):
         # A missing or unreadable file still gets a labelled tile: the report never fails on one.
         ImageDraw.Draw(tile).rectangle((0, 0, TILE - 1, TILE - 1), fill="#cccccc")
         ImageDraw.Draw(tile).text((8, TILE // 2 - 6), "file unavailable", fill="black")

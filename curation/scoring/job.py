@@ -35,11 +35,15 @@ from curation.scoring.timing import DECODE_WAIT, LAUNCH, RESULT_WAIT, TOTAL, Par
 from db.catalog import Catalog
 from db.scoring import RESULT_SCHEMA, merge_score_results, pending_scores
 from hfaid_core.errors import HfaidError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, TooLarge, decode_bytes
+from hfaid_core.processes import die_with_parent
 from hfaid_core.runner import JobStats, ShardJob, run_job
+from hfaid_core.settings.decode import DecodeConfig
 from hfaid_core.settings.score import decode_workers_for, on_gpu
 from hfaid_core.shm_buffers import (
     ReturnedBuffers,
     batch_buffer,
+    fits_a_worker,
     processes_on_this_machine,
     shared_memory_share,
     workers_footprint,
@@ -63,6 +67,8 @@ class ScoreSettings:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-metric overrides
     # metric -> the version the job's pending list was computed for ({} = not checked)
     versions: dict[str, str] = field(default_factory=dict)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # [decode]: larger images are `too_large`, undecoded
+    image_memory_mb: int = DecodeConfig.image_memory_mb  # [decode]: per image and metric
 
 
 def metric_options(settings: ScoreSettings, metric: str) -> dict[str, Any]:
@@ -88,8 +94,8 @@ def metric_versions(settings: ScoreSettings) -> dict[str, str]:
 class _Decode(Dataset):
     """Decodes the (index, path) keys the sampler yields; failures come back as (reason, detail)."""
 
-    def __init__(self, policy: InputPolicy) -> None:
-        self.policy = policy
+    def __init__(self, policy: InputPolicy, max_pixels: int) -> None:
+        self.policy, self.max_pixels = policy, max_pixels
 
     def __len__(self) -> int:  # keys come from the batch sampler, not from a range
         return 0
@@ -97,7 +103,7 @@ class _Decode(Dataset):
     def __getitem__(self, key: tuple[int, str]) -> tuple[int, np.ndarray | None, str, str]:
         index, path = key
         try:
-            return index, load_hwc(path, self.policy), "", ""
+            return index, load_hwc(path, self.policy, self.max_pixels), "", ""
         except InputError as exc:
             return index, None, exc.reason, exc.detail
         except Exception as exc:  # a decoder bug must cost one image, not the shard
@@ -202,6 +208,13 @@ def share_buffers_by_name(_worker_id: int) -> None:
         torch.UntypedStorage._new_shared(1)
     except Exception:  # RuntimeError from libshm; slower, but the job runs
         torch.multiprocessing.set_sharing_strategy("file_descriptor")
+
+
+def _init_decode_worker(parent: int, setup: Callable[[int], None] | None, worker_id: int) -> None:
+    """A decode worker dies with the model's process (even a kill -9), then sets up."""
+    die_with_parent(parent)
+    if setup is not None:
+        setup(worker_id)
 
 
 DECODE_PIECES = 4  # pieces per model batch, when there are workers to decode them in parallel
@@ -367,18 +380,19 @@ class ScoreWorker:
 
     def _loader(self, policy: InputPolicy, workers: int) -> tuple[DataLoader, _ShardBatches]:
         if (policy, workers) not in self.loaders:
-            # Other worker counts for this policy stop: idle workers would keep their buffers.
-            for key in [k for k in self.loaders if k[0] == policy]:
+            # Other worker counts for this policy stop: idle workers would keep their buffers
+            # (the in-process loader, for images too large for a worker, has none).
+            for key in [k for k in self.loaders if k[0] == policy and k[1] and workers]:
                 del self.loaders[key]
             sampler = _ShardBatches()
             loader = DataLoader(
-                _Decode(policy),
+                _Decode(policy, self.settings.max_pixels),
                 batch_sampler=sampler,
                 num_workers=workers,
                 collate_fn=_stack_by_shape,
                 persistent_workers=workers > 0,
                 prefetch_factor=PREFETCH_PIECES if workers > 0 else None,
-                worker_init_fn=share_buffers_by_name,
+                worker_init_fn=partial(_init_decode_worker, os.getpid(), share_buffers_by_name),
                 # Pieces arrive stacked (collate runs in the worker), so pinning is one copy per
                 # piece, done by the DataLoader's own thread; only a GPU reads pinned memory.
                 pin_memory=workers > 0 and torch.device(self.settings.device).type == "cuda",
@@ -428,14 +442,81 @@ class ScoreWorker:
             for policy, scorers in self.groups:
                 names = {s.name for s in scorers}
                 todo = [r for r in rows if names & set(r["missing"])]
-                if todo:
-                    self._score_group(policy, scorers, todo, out)
+                todo = self._within_budget(todo, scorers, out)
+                shared, alone = self._split_for_workers(policy, todo)
+                if shared:
+                    self._score_group(policy, scorers, shared, out)
+                if alone:  # each too large for a worker's buffers: decoded in this process
+                    self._score_group(policy, scorers, alone, out, workers=0)
             return pa.Table.from_pylist(out, schema=RESULT_SCHEMA)
 
+    def _within_budget(self, todo: list[dict], scorers: list[Scorer], out: list[dict]
+                       ) -> list[dict]:
+        """Rows whose declared size fits [decode] max_pixels, each missing only the metrics
+        whose memory estimate fits [decode] image_memory_mb; the rest get `too_large` rows
+        here, before anything is decoded (sizes unknown to the catalog are checked by the
+        decode itself)."""
+        kept = []
+        for row in todo:
+            width, height = row["width"] or 0, row["height"] or 0
+            refused: dict[str, str] = {}
+            for scorer in (s for s in scorers if s.name in row["missing"]):
+                if width * height > self.settings.max_pixels:
+                    refused[scorer.name] = TooLarge(width, height, self.settings.max_pixels).detail
+                    continue
+                over = self._over_memory(scorer, width, height, row["exif_orientation"])
+                if over:
+                    refused[scorer.name] = f"{width}x{height} needs {over}"
+            out.extend(_row(row, s, None, TooLarge.reason, refused[s.name])
+                       for s in scorers if s.name in refused)
+            missing = [m for m in row["missing"] if m not in refused]
+            if {s.name for s in scorers} & set(missing):
+                kept.append(dict(row, missing=missing))
+        return kept
+
+    def _over_memory(self, scorer: Scorer, width: int, height: int, orientation: int | None
+                     ) -> str:
+        """What exceeds which budget for one image in one metric ("" when it fits): the host
+        holds its decode, plus the working set where the metric runs on the CPU; a GPU holds
+        the working set, up to half of the device's memory (batches that do not fit it are
+        retried image by image)."""
+        host = decode_bytes(width, height)
+        working = scorer.spec.working_memory(width, height, orientation)
+        limit_mb = self.settings.image_memory_mb
+        if scorer.device.type == "cuda":
+            device = torch.cuda.get_device_properties(scorer.device).total_memory // 2
+            if working > device:
+                return (f"about {working / 2**30:.1f} GiB of GPU memory in {scorer.name} > half "
+                        f"of the device's {2 * device / 2**30:.0f} GiB")
+        else:
+            host += working
+        if host > limit_mb << 20:
+            return (f"about {host / 2**30:.1f} GiB in {scorer.name} > [decode] image_memory_mb "
+                    f"{limit_mb}")
+        return ""
+
+    def _split_for_workers(self, policy: InputPolicy, todo: list[dict]
+                           ) -> tuple[list[dict], list[dict]]:
+        """(rows for the decode workers, rows decoded in this process, `fits_a_worker`)."""
+        shared, alone = [], []
+        for row in todo:
+            height, width = policy.output_hw(
+                row["width"] or 0, row["height"] or 0, row["exif_orientation"]
+            )
+            fits = not self.settings.decode_workers or fits_a_worker(3 * height * width)
+            (shared if fits else alone).append(row)
+        return shared, alone
+
     def _score_group(
-        self, policy: InputPolicy, scorers: list[Scorer], todo: list[dict], out: list[dict]
+        self,
+        policy: InputPolicy,
+        scorers: list[Scorer],
+        todo: list[dict],
+        out: list[dict],
+        workers: int | None = None,
     ) -> None:
-        """Scores `todo` with the scorers that share this decode policy, appending rows to out."""
+        """Scores `todo` with the scorers that share this decode policy, appending rows to out;
+        `workers`: decode processes (None: the configured ones that this shard's pieces fit)."""
         part = self.times.part
         shapes = [
             policy.output_hw(r["width"] or 0, r["height"] or 0, r["exif_orientation"])
@@ -443,10 +524,10 @@ class ScoreWorker:
         ]
         cell = max(s.spec.batch_cell for s in scorers)
         batches = size_buckets(shapes, self.decode_batch_size(scorers), cell)
-        plan = plan_pieces(batches, self.settings.decode_workers)
-        workers = self._decode_workers(largest_piece_bytes(plan, shapes))
-        if workers != self.settings.decode_workers:
-            plan = plan_pieces(batches, workers)
+        if workers is None:
+            plan = plan_pieces(batches, self.settings.decode_workers)
+            workers = self._decode_workers(largest_piece_bytes(plan, shapes))
+        plan = plan_pieces(batches, workers)
         loader, sampler = self._loader(policy, workers)
         sampler.batches = [[(i, todo[i]["path"]) for i in p] for b in plan for p in b]
         with part(DECODE_WAIT):
@@ -635,6 +716,7 @@ def build_job(
         shard_size=shard_size,
         workers=max(1, workers),
         description="score " + ",".join(settings.metrics),
+        run_id=run_id,
     )
     return job, versions
 

@@ -385,6 +385,7 @@ def clean(
         shard_size=shard_size,
         workers=workers,
         description="clean",
+        run_id=run_id,
         # spawn, not fork: OpenCV's thread pool is not fork-safe once the parent has used it
         # (a forked worker hung in the test process), so clean pays the worker start-up.
     )

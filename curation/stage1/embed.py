@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from hfaid_core.errors import HfaidError
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, open_image
 
 # The projected image embedding (CLIP's joint space), L2-normalised; of the upright RGB image,
 # preprocessed as the checkpoint's image processor says (shortest side, centre crop).
@@ -90,6 +91,7 @@ class EmbedWorker:
     folder: str
     device: str
     batch_size: int
+    max_pixels: int = DEFAULT_MAX_PIXELS  # [decode] max_pixels, checked from the header
     _model: Any = field(default=None, init=False, repr=False)
     _processor: Any = field(default=None, init=False, repr=False)
 
@@ -112,7 +114,7 @@ class EmbedWorker:
         images, where = [], []
         for k, row in enumerate(rows):
             try:
-                images.append(_upright_rgb(row["path"]))
+                images.append(_upright_rgb(row["path"], self.max_pixels))
                 where.append(k)
             except Exception as exc:  # one unreadable file must not stop the shard
                 errors[k] = f"{type(exc).__name__}: {exc}"[:300]
@@ -138,10 +140,10 @@ class EmbedWorker:
         return list(embeds.cpu().numpy().astype(np.float32))
 
 
-def _upright_rgb(path: str):
-    from PIL import Image, ImageOps
+def _upright_rgb(path: str, max_pixels: int):
+    from PIL import ImageOps
 
-    with Image.open(path) as im:
+    with open_image(path, max_pixels) as im:
         im.draft("RGB", (448, 448))  # JPEG: decode near the 224 px the model sees
         return ImageOps.exif_transpose(im).convert("RGB")
 

@@ -80,7 +80,7 @@ def caption(
             return
         raise
     spec = build_spec(ref, settings, recaption=recaption == "flagged", batch_size=batch_size,
-                      device=device)
+                      device=device, max_pixels=cfg.decode.max_pixels)
     before = caption_counts(cat)
     record = {"caption": cfg.section("caption"), "version": spec.version,
               "stage_input": stage, "recaption": recaption, "batch_size": spec.batch_size,

@@ -17,10 +17,18 @@ from db.query import run_readonly_query
 from db.runs import list_runs
 from db.scores import latest_scores_wide
 from hfaid.app import app
-from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_reading, resolve
+from hfaid.options import (
+    CatalogOpt,
+    ConfigOpt,
+    JsonOpt,
+    open_for_reading,
+    process_alive,
+    resolve,
+)
 from hfaid.output import stdout
-from hfaid.tables import print_arrow_table, write_arrow_table
+from hfaid.tables import print_arrow_table, write_arrow_batches, write_arrow_table
 from hfaid_core.errors import HfaidError
+from hfaid_core.settings.ranges import check_value
 
 
 @app.command()
@@ -73,12 +81,32 @@ def scores(
     catalog: CatalogOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """One row per image: image_id, path and one field per metric (latest version)."""
-    cat, _ = open_for_reading(catalog, config)
-    table = latest_scores_wide(cat)
+    """One row per image: image_id, path and one field per metric (latest version), streamed
+    in batches (memory stays flat at any catalog size)."""
     if format is ScoreFormat.parquet and out is None:
         raise HfaidError("--format parquet needs --out FILE")
-    write_arrow_table(table, format.value, out)
+    cat, _ = open_for_reading(catalog, config)
+    if out is not None:
+        _check_writable(out)
+    try:
+        with latest_scores_wide(cat) as reader:
+            write_arrow_batches(reader, format.value, out)
+    except OSError as exc:  # the disk filled up, the folder went away...
+        raise HfaidError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+
+
+def _check_writable(out: Path) -> None:
+    """--out must be a file that can be written (tried, not guessed: root passes every
+    permission check, not a read-only mount): said in one line before any work."""
+    if out.is_dir():
+        raise HfaidError(f"--out {out} is a folder; name a file")
+    existed = out.exists()
+    try:
+        open(out, "ab").close()  # noqa: SIM115 - a probe; the writer truncates it later
+    except OSError as exc:
+        raise HfaidError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+    if not existed:
+        out.unlink(missing_ok=True)
 
 
 SQL_OUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
@@ -120,5 +148,6 @@ def runs(
     config: ConfigOpt = None,
 ) -> None:
     """Recent runs with their status and counts."""
+    check_value(limit, 1, None, "--limit")
     cat, _ = open_for_reading(catalog, config)
-    print_arrow_table(pa.Table.from_pylist(list_runs(cat, limit)))
+    print_arrow_table(pa.Table.from_pylist(list_runs(cat, limit, process_alive)))

@@ -11,6 +11,9 @@ import typer
 from hfaid.app import app
 from hfaid.options import CatalogOpt, ConfigOpt, open_for_writing, recorded_run
 from hfaid.output import console, print_summary
+from hfaid_core.settings.evaluate import EvaluateConfig
+from hfaid_core.settings.ranges import cli_value
+from hfaid_core.settings.score import ScoreConfig
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -66,6 +69,11 @@ def evaluate(
 
     cat, cfg = open_for_writing(catalog, config)
     ev = cfg.evaluate
+    numbers = {"hr_size": hr_size, "scale": scale, "seed": seed, "shave": shave,
+               "workers": workers}
+    for name, value in numbers.items():
+        cli_value(EvaluateConfig, name, value, f"--{name.replace('_', '-')}")
+    cli_value(ScoreConfig, "batch_size", batch_size, "--batch-size")
     protocol = Protocol(hr_size=hr_size or ev.hr_size, scale=scale or ev.scale,
                         seed=ev.seed if seed is None else seed,
                         degradation=asdict(cfg.degrade))
@@ -80,6 +88,7 @@ def evaluate(
         weights_dir=str(weights_dir or cfg.weights.dir or "") or None,
         workers=workers or ev.workers, decode_workers=cfg.score.decode_workers,
         batch_size=cfg.score.batch_size if batch_size is None else batch_size, out=out,
+        max_pixels=cfg.decode.max_pixels,
     )
     started = time.perf_counter()
     settings = {"evaluate": cfg.section("evaluate"), "test_set": str(test_set),

@@ -12,7 +12,10 @@ from hfaid.app import app
 from hfaid.jobs import finish_job
 from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
 from hfaid.output import item_progress
+from hfaid_core.config import RunnerConfig
 from hfaid_core.errors import HfaidError
+from hfaid_core.settings.export import ExportConfig
+from hfaid_core.settings.ranges import cli_value
 
 
 @app.command()
@@ -52,9 +55,12 @@ def export(
     from db.outcomes import run_errors
 
     cat, cfg = open_for_writing(catalog, config)
-    overrides = {"format": format, "maxcount": maxcount, "maxsize": maxsize, "status": status,
-                 "captions": captions, "resize": resize, "image_format": image_format,
-                 "pairs": pairs, "scale": scale, "seed": seed}
+    numbers = {"maxcount": maxcount, "maxsize": maxsize, "scale": scale, "seed": seed}
+    for name, value in numbers.items():
+        cli_value(ExportConfig, name, value, f"--{name}")
+    cli_value(RunnerConfig, "workers", workers, "--workers")
+    overrides = {"format": format, "status": status, "captions": captions, "resize": resize,
+                 "image_format": image_format, "pairs": pairs, **numbers}
     ecfg = dataclasses.replace(cfg.export, **{k: v for k, v in overrides.items() if v is not None})
     check_options(ecfg)
     settings = {"out": str(out), "overwrite": overwrite, **options_dict(ecfg, cfg.degrade)}
@@ -62,7 +68,7 @@ def export(
         with item_progress("export", 0) as advance:
             result = run_export(cat, ecfg, cfg.degrade, out, overwrite,
                                 workers if workers is not None else cfg.runner.workers,
-                                run.run_id, progress=advance)
+                                run.run_id, progress=advance, max_pixels=cfg.decode.max_pixels)
         run.counts = {"export_id": result.export_id, **result.manifest["counts"]}
     counts = result.manifest["counts"]
     # Images that could not be read or decoded are the export's errors (its outcomes say

@@ -12,6 +12,8 @@ from db.images import image_counts, ingest_errors
 from hfaid.app import app
 from hfaid.jobs import finish_job
 from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
+from hfaid_core.config import RunnerConfig
+from hfaid_core.settings.ranges import cli_value
 
 
 @app.command()
@@ -28,6 +30,7 @@ def ingest(
 ) -> None:
     """Hash and register images; re-running skips paths whose size and mtime are unchanged."""
     cat, cfg = open_for_writing(catalog, config)
+    cli_value(RunnerConfig, "workers", workers, "--workers")
     before = image_counts(cat)
     settings = {
         "sources": [str(s) for s in sources],
@@ -46,9 +49,11 @@ def ingest(
         )
         after = image_counts(cat)
         errors = ingest_errors(cat, run.run_id)
+        unsupported = scan["unsupported_extension"]
         run.counts = {
             "candidates": scan["candidates"],
             "skipped_unchanged": scan["skipped_unchanged"],
+            "unsupported_extension": unsupported,
             "read": stats.items,
             "new_images": after["images"] - before["images"],
             "path_errors": after["path_errors"],
@@ -62,6 +67,7 @@ def ingest(
         f"ingest into {cat.path}",
         {
             "paths found": scan["candidates"],
+            "skipped: unsupported_extension": _by_extension(unsupported),
             "unchanged (skipped)": scan["skipped_unchanged"],
             "read and hashed": stats.items,
             "new images": after["images"] - before["images"],
@@ -76,3 +82,12 @@ def ingest(
         errors,
         as_json,
     )
+
+
+def _by_extension(counts: dict[str, int]) -> str:
+    """"12 (.svg 9, .txt 3)": every file the folders held that ingest passed over."""
+    if not counts:
+        return "0"
+    shown = ", ".join(f"{ext or '(none)'} {n:,}" for ext, n in list(counts.items())[:6])
+    more = " ..." if len(counts) > 6 else ""
+    return f"{sum(counts.values()):,} ({shown}{more})"

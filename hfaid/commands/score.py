@@ -23,6 +23,7 @@ from hfaid.options import (
 )
 from hfaid.output import stdout
 from hfaid_core.errors import HfaidError
+from hfaid_core.settings.ranges import cli_value
 
 WeightsDirOpt = Annotated[
     Path | None,
@@ -87,10 +88,13 @@ def score(
     from curation.scoring.timing import shares
     from db.outcomes import run_errors
     from db.scoring import count_stage_input, score_counts
-    from hfaid_core.settings.score import shard_size_for
+    from hfaid_core.settings.score import ScoreConfig, shard_size_for
 
     cat, cfg = open_for_writing(catalog, config)
     sc = cfg.score
+    cli_value(ScoreConfig, "batch_size", batch_size, "--batch-size")
+    cli_value(ScoreConfig, "workers", workers, "--workers")
+    cli_value(ScoreConfig, "decode_workers", decode_workers, "--decode-workers")
     names = tuple(m.strip() for m in (metrics or ",".join(sc.metrics)).split(",") if m.strip())
     specs = [get_scorer_spec(m) for m in names]  # unknown names fail here, before any work
     chosen_engine = engine or sc.engine
@@ -111,6 +115,8 @@ def score(
         batch_size=sc.batch_size if batch_size is None else batch_size,
         decode_workers=sc.decode_workers if decode_workers is None else decode_workers,
         options=options,
+        max_pixels=cfg.decode.max_pixels,
+        image_memory_mb=cfg.decode.image_memory_mb,
     )
     n_workers = sc.workers if workers is None else workers
     # A device or --dtype it cannot run, or a missing weights file, fails here, before any work

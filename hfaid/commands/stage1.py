@@ -3,6 +3,7 @@ embedding groups)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated
 
@@ -12,7 +13,10 @@ from hfaid.app import app
 from hfaid.jobs import finish_job
 from hfaid.options import CatalogOpt, ConfigOpt, JsonOpt, open_for_writing, recorded_run
 from hfaid.output import print_summary
+from hfaid_core.config import RunnerConfig
 from hfaid_core.errors import HfaidError
+from hfaid_core.settings.ranges import cli_value
+from hfaid_core.settings.stage1 import DedupConfig
 
 WorkersOpt = Annotated[
     int | None, typer.Option(help="Decode processes [default: [runner] workers].")
@@ -42,16 +46,20 @@ def clean(
     from db.outcomes import run_errors, write_outcomes
 
     cat, cfg = open_for_writing(catalog, config)
+    cli_value(RunnerConfig, "workers", workers, "--workers")
     validate(cfg.clean)
     settings = {
         "clean": cfg.section("clean"),
+        "decode": cfg.section("decode"),
         "runner": cfg.section("runner"),
         "measure_version": measure_version(cfg.clean),
     }
     with recorded_run(cat, "clean", settings) as run:
         stats, outcomes = run_clean(
             cat,
-            cfg.clean,
+            # one pixel budget for every decode: [decode] max_pixels, if lower, bounds clean too
+            dataclasses.replace(cfg.clean, max_pixels=min(cfg.clean.max_pixels,
+                                                          cfg.decode.max_pixels)),
             run.run_id,
             workers if workers is not None else cfg.runner.workers,
             cfg.runner.shard_size,
@@ -165,6 +173,9 @@ def dedup(
     """Group near-duplicates among clean-passed images (pHash, or image embeddings with
     --method embedding); keep one per group."""
     cat, cfg = open_for_writing(catalog, config)
+    cli_value(DedupConfig, "max_distance", max_distance, "--max-distance")
+    cli_value(DedupConfig, "min_cosine", min_cosine, "--min-cosine")
+    cli_value(RunnerConfig, "workers", workers, "--workers")
     chosen = method or cfg.dedup.method
     if chosen == "phash":
         _dedup_phash(cat, cfg, cfg.dedup.max_distance if max_distance is None else max_distance)
@@ -182,8 +193,6 @@ def _dedup_phash(cat, cfg, k: int) -> None:
     from curation.stage1.dedup import plan_dedup
     from db.stage1 import clean_passed_without_hash, dedup_candidates, replace_dedup
 
-    if not 0 <= k <= 31:
-        raise HfaidError(f"--max-distance must be between 0 and 31, got {k}")
     missing = clean_passed_without_hash(cat, PHASH_VERSION)
     if missing:
         raise HfaidError(f"{missing} clean-passed image(s) have no pHash; run `hfaid clean` first")
@@ -223,7 +232,7 @@ def _dedup_embedding(cat, cfg, min_cosine: float, device: str, workers: int | No
             work_dir=cat.work_dir,
             pending=lambda: images_to_embed(cat, model, EMBED_VERSION),
             worker_factory=functools.partial(
-                EmbedWorker, str(folder), device, cfg.dedup.batch_size
+                EmbedWorker, str(folder), device, cfg.dedup.batch_size, cfg.decode.max_pixels
             ),
             merge=lambda files: merge_embeddings(cat, files, run.run_id, model, EMBED_VERSION),
             shard_size=cfg.runner.shard_size,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hfaid_core.settings.ranges import ranged
+
 # Direction of each known metric (pyiqa's `lower_better`); a rule may override it.
 LOWER_BETTER: dict[str, bool] = {
     "niqe": True,
@@ -76,4 +78,5 @@ class PolicyConfig:
     quality: StagePolicy = field(default_factory=_default_quality)
     aesthetic: StagePolicy = field(default_factory=_default_aesthetic)
     review: StagePolicy = field(default_factory=_default_review)
-    target_precision: float = 0.9  # thresholds learned from reviewers aim at this precision
+    # thresholds learned from reviewers aim at this precision
+    target_precision: float = ranged(0.9, 0, 1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from hfaid_core.settings.ranges import ranged
+
 
 @dataclass
 class ScoreConfig:
@@ -12,17 +14,17 @@ class ScoreConfig:
     stage_input: str = "dedup"  # score images that passed this stage ("" = every image)
     device: str = "auto"  # auto (cuda if available) | cuda | cuda:N | cpu
     dtype: str = "auto"  # auto: fp32 on CPU; bf16/fp16 on GPU only for metrics declared safe
-    batch_size: int = 0  # 0 = each metric's default
+    batch_size: int = ranged(0, 0)  # 0 = each metric's default
     # DataLoader processes decoding next to the model; -1 = auto (decode_workers_for)
-    decode_workers: int = -1
-    workers: int = 1  # model processes (local engine) or actors (ray); >1 for CPU metrics
+    decode_workers: int = ranged(-1, -1)
+    workers: int = ranged(1, 1)  # model processes (local) or actors (ray); >1 for CPU metrics
     engine: str = "local"  # local | ray
     ray_address: str = ""  # "" = start a local Ray cluster
     quantize: str = ""  # "", "8bit" or "4bit" for metrics that support it (Q-Align)
     # Images per shard on a GPU (0 = [runner] shard_size). At 256 a fast metric's shard lasts
     # under a second and restarts the decode pipeline (1024: 1.00-1.08x faster on an H100);
     # a kill still loses only seconds of work.
-    gpu_shard_size: int = 1024
+    gpu_shard_size: int = ranged(1024, 0)
 
 
 @dataclass

@@ -9,7 +9,13 @@ from typing import Any
 
 import torch
 
-from curation.scoring.scorers.base import BuildContext, BuiltModel, InputPolicy, ScorerSpec
+from curation.scoring.scorers.base import (
+    BuildContext,
+    BuiltModel,
+    InputPolicy,
+    ScorerSpec,
+    unit_float,
+)
 from curation.scoring.scorers.precision import compute_dtype, keep_float32
 from hfaid_core.errors import HfaidError
 from hfaid_core.weights import fingerprint, require_weights, weights_dir
@@ -66,13 +72,11 @@ class Scorer:
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """The model's inputs for uint8 images (as decoded) or floats in [0, 1], all of one size:
-        the images on the device in the compute dtype, or what `BuiltModel.prepare` makes of
-        them (a new tensor either way, for uint8 input)."""
+        the images on the device in the compute dtype (still uint8 for a metric that
+        `takes_uint8`), or what `BuiltModel.prepare` makes of them."""
         x = batch.to(self.device, non_blocking=True)
-        if x.dtype == torch.uint8:
-            # float32 first, like ToTensor: the same [0, 1] values whatever the compute dtype.
-            x = x.to(torch.float32).div_(255.0)
-        x = x.to(self.dtype)
+        if not (self.spec.takes_uint8 and x.dtype == torch.uint8):
+            x = unit_float(x, self.dtype)
         if self.built.prepare is None:
             return x
         with torch.inference_mode():
@@ -96,7 +100,10 @@ class Scorer:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):  # torch's message lists its every backend: say ours
+        raise HfaidError(f"--device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise HfaidError("--device cuda: no CUDA device is available here (use --device cpu)")
     return dev

@@ -40,6 +40,14 @@ class InputPolicy:
         return (height, width)
 
 
+def unit_float(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Images as the model reads them: uint8 to [0, 1] through float32 (like ToTensor: the same
+    values whatever the compute dtype), then the compute dtype; floats only change dtype."""
+    if x.dtype == torch.uint8:
+        x = x.to(torch.float32).div_(255.0)
+    return x.to(dtype)
+
+
 @dataclass
 class BuildContext:
     """Everything a builder may use; `options` holds architecture overrides (tests, benchmarks)."""
@@ -99,6 +107,15 @@ class ScorerSpec:
     # only add cache misses. None = default_batch_size.
     cpu_batch_size: int | None = None
     supported_options: tuple[str, ...] = ()  # run options it accepts (e.g. "quantize")
+    # Its builder's prepare (or forward, without one) takes images as decoded, uint8, and turns
+    # only what it reads into floats (MANIQA its crops, NIQE tile by tile): a 100 MP image
+    # then never exists as 1.2 GB of floats.
+    takes_uint8: bool = False
+    # Working memory per input pixel on top of the decoded image (CPU, float32; measured by
+    # benchmarks/bench_image_memory.py), for the per-image budget ([decode] image_memory_mb);
+    # a metric that works in tiles (`tile_pixels`) needs it only up to that size.
+    bytes_per_pixel: float = 64.0
+    tile_pixels: int | None = None
 
     def batch_size(self, device_type: str) -> int:
         """The declared batch size for a device type ("cpu", "cuda")."""
@@ -110,6 +127,15 @@ class ScorerSpec:
         """The (height, width) that images of this shape are cropped to for a batch."""
         cell = self.batch_cell
         return (height // cell * cell, width // cell * cell)
+
+    def working_memory(self, width: int, height: int, orientation: int | None = None) -> int:
+        """Bytes that grow with the image while this metric scores it (its input and the
+        working set; the decode and the model's own weights are not counted)."""
+        out_h, out_w = self.input_policy.output_hw(width, height, orientation)
+        pixels = out_h * out_w
+        if self.tile_pixels:
+            pixels = min(pixels, self.tile_pixels)
+        return int(self.bytes_per_pixel * pixels)
 
     def library_version(self) -> str:
         try:

@@ -11,6 +11,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps
 
 from curation.scoring.scorers.base import InputPolicy
+from hfaid_core.image_open import DEFAULT_MAX_PIXELS, TooLarge, open_image
 
 
 class InputError(Exception):
@@ -44,6 +45,8 @@ def _decode_reasons(path: str) -> Iterator[None]:
         yield
     except FileNotFoundError:
         raise InputError("file_missing", f"{path} no longer exists") from None
+    except TooLarge as exc:
+        raise InputError(exc.reason, exc.detail) from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError("decode_failed", f"{type(exc).__name__}: {exc}") from None
 
@@ -98,12 +101,15 @@ def check_min_side(width: int, height: int, policy: InputPolicy) -> None:
         raise InputError("too_small", f"{width}x{height} < {policy.min_side}px side")
 
 
-def load_hwc(path: str, policy: InputPolicy) -> np.ndarray:
+def load_hwc(
+    path: str, policy: InputPolicy, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """(H, W, 3) uint8 for the policy: what decode workers hand to the batch collate.
 
-    Pillow reads the header first (format, size, EXIF, its decompression-bomb limit); a JPEG
-    kept at full resolution is then decoded by libjpeg-turbo (`_turbo_jpeg`)."""
-    with _decode_reasons(path), Image.open(path) as img:
+    Pillow reads the header first (format, size, EXIF; over `max_pixels` it is `too_large`
+    before any pixel is decoded); a JPEG kept at full resolution is then decoded by
+    libjpeg-turbo (`_turbo_jpeg`)."""
+    with _decode_reasons(path), open_image(path, max_pixels) as img:
         width, height = img.size
         if (
             img.format == "JPEG"
@@ -119,6 +125,8 @@ def load_hwc(path: str, policy: InputPolicy) -> np.ndarray:
     return apply_policy(img, policy)
 
 
-def load_for_policy(path: str, policy: InputPolicy) -> torch.Tensor:
+def load_for_policy(
+    path: str, policy: InputPolicy, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> torch.Tensor:
     """(3, H, W) uint8, the layout `Scorer.score` takes."""
-    return to_chw(load_hwc(path, policy))
+    return to_chw(load_hwc(path, policy, max_pixels))

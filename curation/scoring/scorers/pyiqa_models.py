@@ -9,7 +9,13 @@ from typing import Any
 
 import torch
 
-from curation.scoring.scorers.base import BuildContext, BuiltModel, InputPolicy, ScorerSpec
+from curation.scoring.scorers.base import (
+    BuildContext,
+    BuiltModel,
+    InputPolicy,
+    ScorerSpec,
+    unit_float,
+)
 from curation.scoring.scorers.compat import install_import_shims, timm_without_download
 from curation.scoring.scorers.precision import autocast_to_float32
 from hfaid_core.weights import WeightSpec, register_weights
@@ -86,18 +92,28 @@ def build_maniqa(ctx: BuildContext) -> BuiltModel:
     return BuiltModel(
         forward=lambda crops: maniqa_on_crops(module, crops).reshape(-1),
         module=module,
-        prepare=partial(maniqa_crops, module),
+        prepare=partial(maniqa_crops, module, dtype=ctx.dtype),
         join=torch.cat,
     )
 
 
-def maniqa_crops(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def maniqa_crops(
+    net: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """pyiqa 0.1.16 MANIQA.forward's input step (eval): normalised, then `test_sample` uniform
-    224 px crops per image, as (N, crops, 3, 224, 224)."""
+    224 px crops per image, as (N, crops, 3, 224, 224). Images as decoded (uint8) are cropped
+    first and only the crops become floats: the same values (both steps are per pixel), without
+    a float copy of the whole image. pyiqa upsamples an image whose short side is <= 224 first,
+    so those take its order exactly."""
     from pyiqa.archs.arch_util import uniform_crop
 
-    x = (x - net.default_mean.to(x)) / net.default_std.to(x)
-    crops = uniform_crop(x, crop_size=224, crop_num=net.test_sample)
+    if x.dtype != torch.uint8 or min(x.shape[-2:]) <= 224:
+        x = unit_float(x, dtype)
+        x = (x - net.default_mean.to(x)) / net.default_std.to(x)
+        crops = uniform_crop(x, crop_size=224, crop_num=net.test_sample)
+    else:
+        crops = unit_float(uniform_crop(x, crop_size=224, crop_num=net.test_sample), dtype)
+        crops = (crops - net.default_mean.to(crops)) / net.default_std.to(crops)
     return crops.reshape(x.shape[0], net.test_sample, *crops.shape[1:])
 
 
@@ -254,6 +270,8 @@ MANIQA = ScorerSpec(
     build=build_maniqa,
     weights="maniqa",
     batches_mixed_sizes=True,  # its 20 crops per image are 224 px whatever the image's size
+    takes_uint8=True,  # only its crops become floats
+    bytes_per_pixel=4,  # 20 crops whatever the size: ~2.5 GB of attention, not per pixel
     half_ok=True,
     float32_modules=("fc_score", "fc_weight"),  # per-patch score and weight heads
     default_batch_size=4,
@@ -269,6 +287,7 @@ CLIPIQA = ScorerSpec(
     input_policy=InputPolicy(mode="full", min_side=32),
     build=build_clipiqa,
     weights="clipiqa",
+    bytes_per_pixel=250,  # RN50 activations at full resolution (2-8 MP: 160-250)
     half_ok=True,
     default_batch_size=8,
     # CPU, real-size RN50, model only: 3.2 img/s at batch 1, 2.0-2.3 at batch 8 (512x384), and
@@ -283,6 +302,7 @@ CLIPIQA_PLUS = ScorerSpec(
     input_policy=InputPolicy(mode="full", min_side=32),
     build=partial(build_clipiqa, plus=True),
     weights="clipiqa+",
+    bytes_per_pixel=250,  # RN50 activations at full resolution (2-8 MP: 160-250)
     half_ok=True,
     default_batch_size=8,
     cpu_batch_size=1,  # as CLIP-IQA: batch 8 is 0.64x / 0.74x of batch 1 per image on CPU
@@ -296,6 +316,7 @@ MUSIQ = ScorerSpec(
     build=build_musiq,
     weights="musiq",
     batches_mixed_sizes=True,  # its tokens carry a mask (join_tokens)
+    bytes_per_pixel=300,  # multi-scale patches of the full image and their tokens
     half_ok=False,
     float32_modules=("head",),  # for an explicit --dtype bfloat16
     default_batch_size=8,
