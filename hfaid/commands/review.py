@@ -28,7 +28,8 @@ from hfaid.output import stdout
 from hfaid_core.errors import HfaidError
 from review_app.server_env import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE, queue_stage
 
-APP_SCRIPT = Path(review_app.__file__).resolve().parent / "app.py"
+# The Starlette app (st.App) that serves the Streamlit pages plus the review API.
+APP_SCRIPT = Path(review_app.__file__).resolve().parent / "server.py"
 
 reviewers_app = typer.Typer(help="Reviewer accounts for the review app.", no_args_is_help=True)
 app.add_typer(reviewers_app, name="reviewers")
