@@ -562,19 +562,20 @@ def history(
 def viewable_image(
     catalog: Catalog, image_id: str, name: str, admin: bool
 ) -> dict[str, Any] | None:
-    """Path, size and format of an image if this account may load it: a reviewer only an image
-    they hold or voted on, an admin any image. None otherwise (or if there is no such image)."""
+    """Path (with its size at ingest), size and format of an image if this account may load it:
+    a reviewer only an image they hold or voted on, an admin any image. None otherwise."""
     with catalog.connect() as con:
         row = con.execute(
-            "SELECT p.path, i.width, i.height, i.format FROM images i "
-            "LEFT JOIN image_paths p USING (image_id) WHERE i.image_id = $i AND ($admin OR "
+            "SELECT p.path, f.size, i.width, i.height, i.format FROM images i "
+            "LEFT JOIN image_paths p USING (image_id) LEFT JOIN paths f ON f.path = p.path "
+            "WHERE i.image_id = $i AND ($admin OR "
             "EXISTS (SELECT 1 FROM review_leases WHERE image_id = $i AND reviewer = $n) OR "
             "EXISTS (SELECT 1 FROM review_votes WHERE image_id = $i AND reviewer = $n))",
             {"i": image_id, "n": name, "admin": admin},
         ).fetchone()
     if row is None:
         return None
-    return dict(zip(("path", "width", "height", "format"), row, strict=True))
+    return dict(zip(("path", "bytes", "width", "height", "format"), row, strict=True))
 
 
 def image_info(catalog: Catalog, image_id: str) -> dict[str, Any] | None:

@@ -265,10 +265,13 @@ def _load_preview(ctx: AppContext, user: Reviewer, image_id: str):
     if info is None:
         raise Refused(403, "this image is not yours to see")
     try:
-        # A file that went away counts even if its preview was built before: the reviewer
-        # would judge pixels nobody can export.
+        # A file that went away or changed counts even if its preview was built before: the
+        # reviewer would judge pixels nobody can export.
         if info["path"] is None or not os.path.isfile(info["path"]):
             raise FileNotFoundError(f"no file at {info['path']}")
+        size = os.path.getsize(info["path"])
+        if info["bytes"] is not None and size != info["bytes"]:
+            raise ValueError(f"changed since ingest ({info['bytes']} bytes, now {size})")
         return info, ctx.previews.get(image_id, info["path"])
     except Exception as exc:  # noqa: BLE001 - whatever the decoder raises is the file's outcome
         reason, detail = failure(exc)
