@@ -89,14 +89,14 @@ def next_images(
     """Cast `vote` (if any), then top the reviewer's leases up to 1 + rules.ahead images, in one
     transaction; returns the leased images in the order they are shown. A vote the rule refuses
     raises ReviewError and changes nothing."""
-    now = now or utcnow()
     with writing(catalog) as con:
-        _require_active(con, reviewer)
+        now = now or utcnow()  # taken inside the lock: votes keep commit order
         if vote is not None:
-            _apply(con, vote, reviewer, rules, run_id, now)
-        review_queue.ensure(con, stage_input, rules.skips_to_admin, now)
+            _apply(con, vote, reviewer, rules, run_id, now)  # checks the account too
+        else:
+            _require_active(con, reviewer)
         return review_queue.lease(
-            con, reviewer, stage_input, rules.lease_s, rules.ahead + 1, now
+            con, reviewer, stage_input, rules.lease_s, rules.ahead + 1, now, rules.skips_to_admin
         )
 
 
@@ -181,23 +181,26 @@ def _cast(
     if decision == "reject" and require_reason and not reasons:
         raise ReviewError("a reject needs at least one reason (keys 1-9)")
     comment = _check_text(vote.comment, "the comment")
-    # Every precondition in one statement (each round trip costs about half a millisecond,
-    # and this runs under the write lock that all sessions share); checked in the same order.
-    active, exists, decided, holds, others = con.execute(
+    # Every precondition and the current votes in one statement (each round trip costs a
+    # millisecond or more on a busy machine, and this runs under the write lock that all
+    # sessions share); checked in the same order.
+    active, exists, decided, holds, others, votes = con.execute(
         "SELECT (SELECT NOT disabled FROM reviewers WHERE name = $r), "
         "EXISTS (SELECT 1 FROM images WHERE image_id = $i), "
         "EXISTS (SELECT 1 FROM review_decisions WHERE image_id = $i), "
         "EXISTS (SELECT 1 FROM review_leases WHERE image_id = $i AND reviewer = $r "
         "AND expires_at > $now), "
         "(SELECT count(*) FROM review_leases WHERE image_id = $i AND reviewer <> $r "
-        "AND expires_at > $now)",
+        "AND expires_at > $now), "
+        "(SELECT list([reviewer, decision] ORDER BY cast_at, vote_id) FROM review_votes "
+        "WHERE image_id = $i AND undone_at IS NULL)",
         {"r": reviewer, "i": image_id, "now": now},
     ).fetchone()
     if not active:
         raise ReviewError(f"{reviewer!r} is not an active reviewer")
     if not exists:
         raise ReviewError(f"no image {image_id} in the catalog")
-    votes = _current_votes(con, image_id)
+    votes = [tuple(v) for v in votes or []]
     if any(v[0] == reviewer for v in votes):
         raise ReviewError(f"{reviewer} has already voted on image {image_id[:12]}")
     if decided:
@@ -214,16 +217,21 @@ def _cast(
     )
     _audit(con, now, reviewer, "vote", image_id,
            {"decision": decision, "reasons": reasons, "comment": comment})
-    votes = _current_votes(con, image_id)
-    review_queue.refresh(con, image_id, [(v[0], v[1]) for v in votes], decided=False)
-    return _settle(con, image_id, run_id, votes)
+    votes = [*votes, (reviewer, decision)]
+    review_queue.refresh(con, image_id, votes, decided=False)
+    if len(votes) < VOTES_NEEDED:
+        return "pending"
+    return _settle(con, image_id, run_id, _current_votes(con, image_id))
 
 
 def _skip(con, vote: Vote, reviewer: str, skips_to_admin: int, now: datetime) -> None:
     image_id = vote.image_id
     comment = _check_text(vote.comment, "the comment")
+    _require_active(con, reviewer)
     if not con.execute("SELECT 1 FROM images WHERE image_id = ?", [image_id]).fetchone():
         raise ReviewError(f"no image {image_id} in the catalog")
+    if con.execute("SELECT 1 FROM review_decisions WHERE image_id = ?", [image_id]).fetchone():
+        raise NotNeeded(f"image {image_id[:12]} is already decided")
     if any(v[0] == reviewer for v in _current_votes(con, image_id)):
         raise ReviewError(f"{reviewer} has already voted on image {image_id[:12]}")
     again = con.execute(
@@ -255,8 +263,8 @@ def undo_vote(
     """Withdraw the reviewer's vote on `image_id` (else their latest vote) if younger than
     `window_s` and not adjudicated; the image is leased back to them, first in line, to vote
     again (change-my-vote). Returns its image id."""
-    now = now or utcnow()
     with writing(catalog) as con:
+        now = now or utcnow()  # taken inside the lock: votes keep commit order
         _require_active(con, reviewer)
         row = con.execute(
             "SELECT vote_id, image_id, cast_at FROM review_votes WHERE reviewer = $r "
@@ -328,11 +336,11 @@ def adjudicate(
 ) -> None:
     """An admin who never voted on (nor skipped) a split or unsure image decides it. Undone votes
     count: voting, undoing and then adjudicating would let one person meet the rule alone."""
-    now = now or utcnow()
     if decision not in DECISIONS:
         raise ReviewError(f"decision must be accept or reject, got {decision!r}")
     note = _check_text(note, "the note")
     with writing(catalog) as con:
+        now = now or utcnow()  # taken inside the lock: votes keep commit order
         role = _require_active(con, admin)
         if role != "admin":
             raise ReviewError(f"{admin} is not an admin; only admins adjudicate")
@@ -370,8 +378,8 @@ def undo_decision(
 ) -> str:
     """Take back the admin's latest decision if younger than `window_s`; the image waits for
     adjudication again. Returns its image id."""
-    now = now or utcnow()
     with writing(catalog) as con:
+        now = now or utcnow()  # taken inside the lock: votes keep commit order
         if _require_active(con, admin) != "admin":
             raise ReviewError(f"{admin} is not an admin")
         row = con.execute(
@@ -480,8 +488,8 @@ def record_file_error(
     (reason file_missing / file_unreadable / a decode guard's own), every lease on it ends, and
     the admins' list shows it. An image already decided keeps its outcome. Returns whether it
     was recorded now."""
-    now = now or utcnow()
     with writing(catalog) as con:
+        now = now or utcnow()  # taken inside the lock: votes keep commit order
         states = {s for (s,) in con.execute(
             "SELECT state FROM review_queue WHERE image_id = ?", [image_id]).fetchall()}
         decided = con.execute(
@@ -498,8 +506,8 @@ def record_file_error(
 
 def requeue(catalog: Catalog, image_id: str, admin: str, now: datetime | None = None) -> None:
     """Put an image with a file error back in the queue (an admin fixed the file)."""
-    now = now or utcnow()
     with writing(catalog) as con:
+        now = now or utcnow()  # taken inside the lock: votes keep commit order
         if _require_active(con, admin) != "admin":
             raise ReviewError(f"{admin} is not an admin")
         found = con.execute(
@@ -565,14 +573,19 @@ def viewable_image(
     """Path (with its size at ingest), size and format of an image if this account may load it:
     a reviewer only an image they hold or voted on, an admin any image. None otherwise."""
     with catalog.connect() as con:
-        row = con.execute(
-            "SELECT p.path, f.size, i.width, i.height, i.format FROM images i "
-            "LEFT JOIN image_paths p USING (image_id) LEFT JOIN paths f ON f.path = p.path "
-            "WHERE i.image_id = $i AND ($admin OR "
-            "EXISTS (SELECT 1 FROM review_leases WHERE image_id = $i AND reviewer = $n) OR "
-            "EXISTS (SELECT 1 FROM review_votes WHERE image_id = $i AND reviewer = $n))",
-            {"i": image_id, "n": name, "admin": admin},
-        ).fetchone()
+        return viewable(con, image_id, name, admin)
+
+
+def viewable(con, image_id: str, name: str, admin: bool) -> dict[str, Any] | None:
+    """`viewable_image` on an open connection (the API checks the session on the same one)."""
+    row = con.execute(
+        "SELECT p.path, f.size, i.width, i.height, i.format FROM images i "
+        "LEFT JOIN image_paths p USING (image_id) LEFT JOIN paths f ON f.path = p.path "
+        "WHERE i.image_id = $i AND ($admin OR "
+        "EXISTS (SELECT 1 FROM review_leases WHERE image_id = $i AND reviewer = $n) OR "
+        "EXISTS (SELECT 1 FROM review_votes WHERE image_id = $i AND reviewer = $n))",
+        {"i": image_id, "n": name, "admin": admin},
+    ).fetchone()
     if row is None:
         return None
     return dict(zip(("path", "bytes", "width", "height", "format"), row, strict=True))

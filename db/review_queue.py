@@ -154,37 +154,43 @@ def sync(con, stage_input: str | None, skips_to_admin: int, now: datetime) -> di
 
 def ensure(con, stage_input: str | None, skips_to_admin: int, now: datetime) -> None:
     """Sync a queue that was never built (the first claim on a catalog)."""
-    exists = con.execute(
-        "SELECT 1 FROM review_queue_meta WHERE queue = ?", [queue_name(stage_input)]
-    ).fetchone()
-    if not exists:
+    if _end(con, queue_name(stage_input)) is None:
         sync(con, stage_input, skips_to_admin, now)
 
 
 def refresh(con, image_id: str, decisions: list[tuple[str, str]], decided: bool) -> None:
     """Write an image's current voters (reviewer, decision) in order and its state into every
-    queue holding it; an image that becomes open again lowers the frontiers."""
+    queue holding it; an image that is open again lowers the frontiers. (No UPDATE ...
+    RETURNING on this table: DuckDB runs it as delete + insert, which moves the row.)"""
     rows = con.execute(
         "SELECT queue, seq, state FROM review_queue WHERE image_id = ?", [image_id]
     ).fetchall()
     who = [r for r, _ in decisions] + [None, None]
-    for queue, seq, current in rows:
-        state = queue_state([d for _, d in decisions], decided, current)
+    states = {queue_state([d for _, d in decisions], decided, current) for _, _, current in rows}
+    if len(states) == 1:  # the usual case: one statement for every queue's row
         con.execute(
-            "UPDATE review_queue SET voter_a = ?, voter_b = ?, state = ? "
-            "WHERE queue = ? AND seq = ? AND image_id = ?",
-            [who[0], who[1], state, queue, seq, image_id],
+            "UPDATE review_queue SET voter_a = ?, voter_b = ?, state = ? WHERE image_id = ?",
+            [who[0], who[1], states.pop(), image_id],
         )
-        if state == "open":
+    else:
+        for queue, seq, current in rows:
+            con.execute(
+                "UPDATE review_queue SET voter_a = ?, voter_b = ?, state = ? "
+                "WHERE queue = ? AND seq = ? AND image_id = ?",
+                [who[0], who[1], queue_state([d for _, d in decisions], decided, current),
+                 queue, seq, image_id],
+            )
+    for queue, seq, current in rows:
+        if queue_state([d for _, d in decisions], decided, current) == "open":
             _lower(con, queue, seq)
 
 
 def set_state(con, image_id: str, state: str) -> None:
     """Mark an image's queue rows (error, unsure, or open again after an admin requeues it)."""
     rows = con.execute(
-        "UPDATE review_queue SET state = ? WHERE image_id = ? RETURNING queue, seq",
-        [state, image_id],
+        "SELECT queue, seq FROM review_queue WHERE image_id = ?", [image_id]
     ).fetchall()
+    con.execute("UPDATE review_queue SET state = ? WHERE image_id = ?", [state, image_id])
     if state == "open":
         for queue, seq in rows:
             _lower(con, queue, seq)
@@ -192,11 +198,11 @@ def set_state(con, image_id: str, state: str) -> None:
 
 def add_skip(con, image_id: str) -> int:
     """Count one more distinct skipper on the image's rows; returns the new count."""
-    rows = con.execute(
-        "UPDATE review_queue SET skips = skips + 1 WHERE image_id = ? RETURNING skips",
-        [image_id],
-    ).fetchall()
-    return max((n for (n,) in rows), default=0)
+    con.execute("UPDATE review_queue SET skips = skips + 1 WHERE image_id = ?", [image_id])
+    row = con.execute(
+        "SELECT max(skips) FROM review_queue WHERE image_id = ?", [image_id]
+    ).fetchone()
+    return row[0] or 0
 
 
 def reopen_for_others(con, image_id: str) -> None:
@@ -246,31 +252,55 @@ def lease(
     lease_s: float,
     count: int,
     now: datetime,
+    skips_to_admin: int = 2,
 ) -> list[Lease]:
-    """Top the reviewer's leases up to `count` images and extend them all; returns them in the
-    order they are to be shown. Runs inside the caller's write transaction."""
+    """Top the reviewer's leases up to `count` images and extend them; returns them in the
+    order they are to be shown. Runs inside the caller's write transaction (building the queue
+    on its first use)."""
     queue = queue_name(stage_input)
+    end, mine, anyone = con.execute(
+        "SELECT (SELECT next_seq FROM review_queue_meta WHERE queue = $q), "
+        "(SELECT seq FROM review_frontiers WHERE queue = $q AND reviewer = $r), "
+        "(SELECT seq FROM review_frontiers WHERE queue = $q AND reviewer = '')",
+        {"q": queue, "r": reviewer},
+    ).fetchone()
+    if end is None:
+        sync(con, stage_input, skips_to_admin, now)
+        end = _end(con, queue)
     sweep(con, now)
-    # A held image that stopped needing this reviewer (decided, sent to an admin, file error).
-    con.execute(
-        "DELETE FROM review_leases l WHERE reviewer = $r AND NOT EXISTS (SELECT 1 FROM "
-        "review_queue q WHERE q.image_id = l.image_id AND q.queue = $q AND q.state = 'open')",
-        {"r": reviewer, "q": queue},
-    )
-    held = _held(con, reviewer, queue)
+    held, stale, soonest = [], [], None
+    for image_id, path, seq, state, expires_at in con.execute(
+        "SELECT l.image_id, q.path, q.seq, q.state, l.expires_at FROM review_leases l "
+        "LEFT JOIN review_queue q ON q.image_id = l.image_id AND q.queue = ? "
+        "WHERE l.reviewer = ? ORDER BY l.leased_at, l.image_id",
+        [queue, reviewer],
+    ).fetchall():
+        if state == "open":
+            held.append(Lease(image_id, path, seq))
+            soonest = expires_at if soonest is None else min(soonest, expires_at)
+        else:  # it stopped needing this reviewer (decided, sent to an admin, file error)
+            stale.append(image_id)
+    for image_id in stale:
+        con.execute(
+            "DELETE FROM review_leases WHERE reviewer = ? AND image_id = ?", [reviewer, image_id]
+        )
+    expires = now + timedelta(seconds=lease_s)
     if len(held) < count:
-        fresh = find(con, reviewer, queue, count - len(held))
-        for i, item in enumerate(fresh):  # leased_at orders them as found
-            con.execute(
+        start = mine if mine is not None else (anyone or 0)
+        fresh = find(con, reviewer, queue, count - len(held), start, end, own=mine is not None)
+        if fresh:  # leased_at orders them as found
+            con.executemany(
                 "INSERT INTO review_leases (image_id, reviewer, expires_at, leased_at) "
                 "VALUES (?, ?, ?, ?)",
-                [item.image_id, reviewer, now, now + timedelta(microseconds=i)],
+                [[f.image_id, reviewer, expires, now + timedelta(microseconds=i)]
+                 for i, f in enumerate(fresh)],
             )
         held += fresh
-    con.execute(
-        "UPDATE review_leases SET expires_at = ? WHERE reviewer = ?",
-        [now + timedelta(seconds=lease_s), reviewer],
-    )
+    # Extended only when half a lease has passed: most clicks skip the write.
+    if soonest is not None and soonest < now + timedelta(seconds=lease_s / 2):
+        con.execute(
+            "UPDATE review_leases SET expires_at = ? WHERE reviewer = ?", [expires, reviewer]
+        )
     return held
 
 
@@ -289,50 +319,55 @@ def lease_again(con, reviewer: str, image_id: str, lease_s: float, now: datetime
     )
 
 
-def _held(con, reviewer: str, queue: str) -> list[Lease]:
-    return [
-        Lease(*row)
-        for row in con.execute(
-            "SELECT l.image_id, q.path, q.seq FROM review_leases l JOIN review_queue q "
-            "ON q.image_id = l.image_id AND q.queue = ? WHERE l.reviewer = ? "
-            "ORDER BY l.leased_at, l.image_id",
-            [queue, reviewer],
-        ).fetchall()
-    ]
-
-
-_AVAILABLE = f"""
-SELECT q.seq, q.image_id, q.path, min(q.seq) OVER () AS first_seq
-FROM review_queue q
-LEFT JOIN (SELECT image_id, count(*) AS holders, bool_or(reviewer = $r) AS mine
-           FROM review_leases GROUP BY image_id) l ON l.image_id = q.image_id
-WHERE q.queue = $q AND q.seq >= $lo AND q.seq < $hi AND q.state = 'open'
-  AND coalesce(q.voter_a <> $r, true) AND coalesce(q.voter_b <> $r, true)
-  AND (q.voter_a IS NOT NULL)::INT + (q.voter_b IS NOT NULL)::INT
-      + coalesce(l.holders, 0) < {VOTES_NEEDED}
-  AND NOT coalesce(l.mine, false)
-  AND q.image_id NOT IN (SELECT image_id FROM review_skips WHERE reviewer = $r)
-ORDER BY (q.voter_a IS NOT NULL)::INT DESC, q.seq
-LIMIT $want
+# Open rows in a window that still lack a second voter and that this reviewer did not vote on;
+# who holds them is checked in Python against the (small) lease table. The minimum is taken
+# before that check, so the frontier may stay a little low: a lower bound is always safe.
+_CANDIDATES = """
+SELECT seq, image_id, path, voter_a IS NOT NULL AS voted, min(seq) OVER () AS first_seq
+FROM review_queue
+WHERE queue = $q AND seq >= $lo AND seq < $hi AND state = 'open' AND voter_b IS NULL
+  AND coalesce(voter_a <> $r, true)
+ORDER BY voted DESC, seq
+LIMIT $k
 """
 
 
-def find(con, reviewer: str, queue: str, want: int) -> list[Lease]:
-    """Up to `want` images this reviewer may take now: those with one vote first, then in queue
-    order; images they skipped only once nothing else is left. Moves their frontier."""
-    end = _end(con, queue)
-    lo = _frontier(con, queue, reviewer)
-    width, found, first = WINDOW, [], None
+def find(
+    con, reviewer: str, queue: str, want: int, start: int, end: int, own: bool = False
+) -> list[Lease]:
+    """Up to `want` images this reviewer may take now, searching from their frontier `start`:
+    those with one vote first, then in queue order; images they skipped only once nothing else
+    is left. Moves their frontier (`own`: they have a frontier row already)."""
+    holders: dict[str, list[str]] = {}
+    skipped: set[str] = set()
+    for kind, image_id, who in con.execute(
+        "SELECT 'held', image_id, list(reviewer) FROM review_leases GROUP BY image_id "
+        "UNION ALL SELECT 'skipped', image_id, NULL FROM review_skips WHERE reviewer = ?",
+        [reviewer],
+    ).fetchall():
+        if kind == "held":
+            holders[image_id] = who
+        else:
+            skipped.add(image_id)
+
+    def takes(image_id: str, voted: bool) -> bool:
+        who = holders.get(image_id, ())
+        return reviewer not in who and image_id not in skipped and voted + len(who) < VOTES_NEEDED
+
+    lo, width, found, first = start, WINDOW, [], None
     while lo < end and len(found) < want:
+        limit = want + len(holders) + len(skipped)  # enough that the check leaves `want`
         rows = con.execute(
-            _AVAILABLE,
-            {"r": reviewer, "q": queue, "lo": lo, "hi": lo + width, "want": want - len(found)},
+            _CANDIDATES, {"r": reviewer, "q": queue, "lo": lo, "hi": lo + width, "k": limit}
         ).fetchall()
         if rows and first is None:
-            first = rows[0][3]
-        found += [Lease(image_id, path, seq) for seq, image_id, path, _ in rows]
+            first = rows[0][4]
+        found += [Lease(i, p, s) for s, i, p, voted, _ in rows if takes(i, voted)]
         lo, width = lo + width, width * 4
-    _set_frontier(con, queue, reviewer, first if first is not None else end)
+    found = found[:want]
+    frontier = first if first is not None else end
+    if frontier != start:
+        _set_frontier(con, queue, reviewer, frontier, exists=own)
     if len(found) < want:
         found += _skipped(con, reviewer, queue, want - len(found), {f.image_id for f in found})
     return found
@@ -363,7 +398,7 @@ def upcoming(con, stage_input: str | None, limit: int) -> list[tuple[str, str]]:
     the previews worth building before anyone asks. Moves the shared frontier (the start of a
     reviewer with no frontier yet) to the first image anyone could take."""
     queue = queue_name(stage_input)
-    end = _end(con, queue)
+    end = _end(con, queue) or 0
     lo = _frontier(con, queue, ANYONE)
     width, found, first = WINDOW, [], None
     while lo < end and len(found) < limit:
@@ -403,19 +438,23 @@ def _first_available(con, queue: str, lo: int, hi: int) -> int | None:
     ).fetchone()[0]
 
 
-def _end(con, queue: str) -> int:
+def _end(con, queue: str) -> int | None:
     row = con.execute("SELECT next_seq FROM review_queue_meta WHERE queue = ?", [queue]).fetchone()
-    return row[0] if row else 0
+    return row[0] if row else None
 
 
 def _frontier(con, queue: str, reviewer: str) -> int:
-    row = con.execute(
-        "SELECT seq FROM review_frontiers WHERE queue = ? AND reviewer IN (?, ?) "
-        "ORDER BY reviewer = ? DESC LIMIT 1",
-        [queue, reviewer, ANYONE, reviewer],
-    ).fetchone()
-    return row[0] if row else 0
+    found = dict(con.execute(
+        "SELECT reviewer, seq FROM review_frontiers WHERE queue = ? AND reviewer IN (?, ?)",
+        [queue, reviewer, ANYONE],
+    ).fetchall())
+    return found.get(reviewer, found.get(ANYONE, 0))
 
 
-def _set_frontier(con, queue: str, reviewer: str, seq: int) -> None:
-    con.execute("INSERT OR REPLACE INTO review_frontiers VALUES (?, ?, ?)", [queue, reviewer, seq])
+def _set_frontier(con, queue: str, reviewer: str, seq: int, exists: bool = False) -> None:
+    if exists:  # a plain update costs half an upsert
+        con.execute("UPDATE review_frontiers SET seq = ? WHERE queue = ? AND reviewer = ?",
+                    [seq, queue, reviewer])
+    else:
+        con.execute("INSERT OR REPLACE INTO review_frontiers VALUES (?, ?, ?)",
+                    [queue, reviewer, seq])

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import struct
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from streamlit import config as st_config
 
-from db.accounts import Reviewer, end_session, start_session, verify_login
+from db.accounts import Reviewer, end_session, session_account, start_session, verify_login
 from db.errors import CatalogError
 from db.review import (
     DECISIONS,
@@ -38,7 +39,7 @@ from db.review import (
     record_file_error,
     undo_decision,
     undo_vote,
-    viewable_image,
+    viewable,
 )
 from db.review_stats import reviewer_progress
 from review_app.auth import COOKIE
@@ -47,7 +48,6 @@ from review_app.previews import failure
 
 PREFIX = "/api/review"
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
-_PART = re.compile(r"^(fit|crop[0-9]|original)$")
 NOT_NEEDED = "This image no longer needs your vote; your vote was not stored."
 PROGRESS_TTL_S = 15.0  # "images left" counts the whole queue: recomputed at most this often
 _progress_cache: dict[tuple, tuple[float, dict]] = {}
@@ -125,7 +125,7 @@ async def login(request: Request) -> Response:
     if wait > 0:
         raise Refused(429, f"Too many failed logins for this name from your address; try again "
                            f"in {math.ceil(wait)} s.", retry_after=math.ceil(wait))
-    future = ctx.verify.submit(verify_login, ctx.catalog, name, password)
+    future = ctx.verify.submit(verify_login, ctx.catalog, name, password, client=client)
     if future is None:
         raise Refused(503, "The server is busy checking other logins; try again in a moment.",
                       retry_after=2)
@@ -258,12 +258,24 @@ async def my_history(request: Request) -> Response:
 # ---- images ---------------------------------------------------------------------------------
 
 
-def _load_preview(ctx: AppContext, user: Reviewer, image_id: str):
-    """The image's preview, built if needed; a file that cannot be opened is recorded as the
-    image's outcome (it leaves the queue for everyone) and answered 410."""
-    info = viewable_image(ctx.catalog, image_id, user.name, user.is_admin)
+def _viewable(ctx: AppContext, cookie: str | None, image_id: str) -> tuple[Reviewer, dict]:
+    """The session's account and the image's file, checked on one catalog connection."""
+    token = ctx.cookies.decode(cookie)
+    with ctx.catalog.connect() as con:
+        user = session_account(con, token) if token else None
+        if user is None:
+            raise Refused(401, "Your session has ended (logged out, expired or disabled); "
+                               "log in again.")
+        info = viewable(con, image_id, user.name, user.is_admin)
     if info is None:
         raise Refused(403, "this image is not yours to see")
+    return user, info
+
+
+def _load_preview(ctx: AppContext, cookie: str | None, image_id: str):
+    """The image's preview, built if needed; a file that cannot be opened is recorded as the
+    image's outcome (it leaves the queue for everyone) and answered 410."""
+    user, info = _viewable(ctx, cookie, image_id)
     try:
         # A file that went away or changed counts even if its preview was built before: the
         # reviewer would judge pixels nobody can export.
@@ -272,7 +284,7 @@ def _load_preview(ctx: AppContext, user: Reviewer, image_id: str):
         size = os.path.getsize(info["path"])
         if info["bytes"] is not None and size != info["bytes"]:
             raise ValueError(f"changed since ingest ({info['bytes']} bytes, now {size})")
-        return info, ctx.previews.get(image_id, info["path"])
+        return user, info, ctx.previews.get(image_id, info["path"])
     except Exception as exc:  # noqa: BLE001 - whatever the decoder raises is the file's outcome
         reason, detail = failure(exc)
         where = str(info["path"])
@@ -283,46 +295,40 @@ def _load_preview(ctx: AppContext, user: Reviewer, image_id: str):
                            "and taken out of the queue.", reason=reason) from None
 
 
-async def preview(request: Request) -> Response:
-    ctx, user = await _session(request)
+async def bundle(request: Request) -> Response:
+    """One image's fit view and 1:1 crops in one answer (a page loads its next images ahead
+    with one request each): a 4-byte header length, a JSON header, then the JPEGs."""
+    ctx = await run_in_threadpool(context)
     image_id = _image_id(request.path_params["image_id"])
-    info, built = await run_in_threadpool(_load_preview, ctx, user, image_id)
+    user, info, built = await run_in_threadpool(
+        _load_preview, ctx, request.cookies.get(COOKIE), image_id)
     fit_w, fit_h = Image.open(io.BytesIO(built.fit)).size
-    base = f"{PREFIX}/image/{image_id}"
-    return JSONResponse({
+    header = json.dumps({
         "image_id": image_id, "width": built.width, "height": built.height,
-        "fit": {"url": f"{base}/fit", "w": fit_w, "h": fit_h},
-        "crops": [{"url": f"{base}/crop{i}", "x": b[0], "y": b[1], "w": b[2] - b[0],
-                   "h": b[3] - b[1]} for i, b in enumerate(built.boxes)],
-        "original": f"{base}/original",
+        "fit": {"w": fit_w, "h": fit_h},
+        "crops": [{"x": b[0], "y": b[1], "w": b[2] - b[0], "h": b[3] - b[1]}
+                  for b in built.boxes],
+        "parts": [len(built.fit), *(len(c) for c in built.crops)],
+        "original": f"{PREFIX}/original/{image_id}",
         # Admins see where the file is; a reviewer sees nothing that could hint at a verdict.
         **({"path": info["path"]} if user.is_admin else {}),
-    })
+    }).encode()
+    body = b"".join([struct.pack(">I", len(header)), header, built.fit, *built.crops])
+    return Response(body, media_type="application/octet-stream",
+                    headers={"Cache-Control": "private, max-age=86400"})
 
 
-async def image(request: Request) -> Response:
-    ctx, user = await _session(request)
+async def original(request: Request) -> Response:
+    """The file itself (or a lossless copy) for the loupe's 100% / 200% views."""
+    ctx = await run_in_threadpool(context)
     image_id = _image_id(request.path_params["image_id"])
-    part = request.path_params["part"]
-    if not _PART.match(part):
-        raise Refused(404, "no such part")
-    info, built = await run_in_threadpool(_load_preview, ctx, user, image_id)
-    headers = {"Cache-Control": "private, max-age=86400"}
-    if part == "original":
-        try:
-            path, media = await run_in_threadpool(
-                ctx.previews.original, image_id, info["path"], info["format"])
-        except Exception as exc:  # noqa: BLE001 - the file went away after its preview was built
-            raise Refused(410, f"the original cannot be read ({failure(exc)[0]})") from None
-        return FileResponse(path, media_type=media, headers=headers)
-    if part == "fit":
-        data = built.fit
-    else:
-        index = int(part.removeprefix("crop"))
-        if index >= len(built.crops):
-            raise Refused(404, "no such crop")
-        data = built.crops[index]
-    return Response(data, media_type="image/jpeg", headers=headers)
+    _, info = await run_in_threadpool(_viewable, ctx, request.cookies.get(COOKIE), image_id)
+    try:
+        path, media = await run_in_threadpool(
+            ctx.previews.original, image_id, info["path"], info["format"])
+    except Exception as exc:  # noqa: BLE001 - the file went away after its preview was built
+        raise Refused(410, f"the original cannot be read ({failure(exc)[0]})") from None
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 
 
 # ---- adjudication (admins) ------------------------------------------------------------------
@@ -378,29 +384,37 @@ ROUTES = [
     Route(f"{PREFIX}/vote", _endpoint(vote), methods=["POST"]),
     Route(f"{PREFIX}/undo", _endpoint(undo), methods=["POST"]),
     Route(f"{PREFIX}/history", _endpoint(my_history), methods=["GET"]),
-    Route(f"{PREFIX}/preview/{{image_id}}", _endpoint(preview), methods=["GET"]),
-    Route(f"{PREFIX}/image/{{image_id}}/{{part}}", _endpoint(image), methods=["GET"]),
+    Route(f"{PREFIX}/bundle/{{image_id}}", _endpoint(bundle), methods=["GET"]),
+    Route(f"{PREFIX}/original/{{image_id}}", _endpoint(original), methods=["GET"]),
     Route(f"{PREFIX}/cases", _endpoint(cases), methods=["GET"]),
     Route(f"{PREFIX}/decide", _endpoint(decide), methods=["POST"]),
     Route(f"{PREFIX}/undo-decision", _endpoint(undecide), methods=["POST"]),
 ]
 
 
-class MediaGuard:
-    """ASGI middleware: Streamlit's /media files (st.image and friends) only for a live
-    session; without one, or after logout, they answer 403."""
+class Gate:
+    """ASGI middleware in front of Streamlit's own: /media files (st.image and friends) only for
+    a live session (without one, or after logout, 403); and no gzip for image bundles and
+    originals (JPEG bytes do not shrink; Streamlit's gzip at level 9 would only burn CPU)."""
 
     def __init__(self, app) -> None:
         self.app = app
         base = (st_config.get_option("server.baseUrlPath") or "").strip("/")
-        self.prefix = f"/{base}/media/" if base else "/media/"
+        root = f"/{base}" if base else ""
+        self.media = f"{root}/media/"
+        self.images = (f"{root}{PREFIX}/bundle/", f"{root}{PREFIX}/original/")
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope.get("path", "").startswith(self.prefix):
-            conn = HTTPConnection(scope)
-            ctx = await run_in_threadpool(context)
-            if await run_in_threadpool(ctx.user, conn.cookies.get(COOKIE)) is None:
-                await PlainTextResponse("log in to see images", status_code=403)(
-                    scope, receive, send)
-                return
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            if path.startswith(self.media):
+                conn = HTTPConnection(scope)
+                ctx = await run_in_threadpool(context)
+                if await run_in_threadpool(ctx.user, conn.cookies.get(COOKIE)) is None:
+                    await PlainTextResponse("log in to see images", status_code=403)(
+                        scope, receive, send)
+                    return
+            elif path.startswith(self.images):
+                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                              if k.lower() != b"accept-encoding"]}
         await self.app(scope, receive, send)

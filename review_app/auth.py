@@ -127,18 +127,29 @@ def _lower_priority() -> None:
 
 class VerifyPool:
     """Password checks (argon2, ~0.2 s of CPU each by design) on `workers` low-priority threads
-    with at most `queue` more waiting. When full, `submit` returns None at once and the login
-    is answered "busy": a flood of logins costs at most `workers` cores, never the voters'."""
+    with at most `queue` more waiting, and one at a time per client address. Beyond that
+    `submit` returns None at once and the login is answered "busy": a flood of logins costs at
+    most `workers` cores, never the voters', and one flooding client holds one slot at most."""
 
     def __init__(self, workers: int = 1, queue: int = 4) -> None:
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="hfaid-argon2", initializer=_lower_priority
         )
         self._slots = threading.BoundedSemaphore(workers + queue)
+        self._clients: set[str] = set()
+        self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future | None:
-        if not self._slots.acquire(blocking=False):
-            return None
+    def submit(self, fn: Callable[..., Any], *args: Any, client: str = "") -> Future | None:
+        with self._lock:
+            if client in self._clients or not self._slots.acquire(blocking=False):
+                return None
+            self._clients.add(client)
+
+        def done(_: Future) -> None:
+            with self._lock:
+                self._clients.discard(client)
+            self._slots.release()
+
         future = self._pool.submit(fn, *args)
-        future.add_done_callback(lambda _: self._slots.release())
+        future.add_done_callback(done)
         return future

@@ -6,8 +6,8 @@ from pathlib import Path
 import streamlit as st
 from starlette.middleware import Middleware
 
-from review_app.api import ROUTES, MediaGuard
+from review_app.api import ROUTES, Gate
 
 app = st.App(
-    Path(__file__).with_name("app.py"), routes=ROUTES, middleware=[Middleware(MediaGuard)]
+    Path(__file__).with_name("app.py"), routes=ROUTES, middleware=[Middleware(Gate)]
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import struct
 import threading
 from http.cookies import SimpleCookie
 
@@ -39,6 +40,18 @@ def server(tmp_path_factory):
     proc = start_server(cat.path, port, folder / "server.log", "--config", str(config))
     yield cat, port
     stop_server(proc)
+
+
+def unbundle(raw: bytes) -> tuple[dict, list[bytes]]:
+    """A bundle answer: 4-byte header length, JSON header, then the JPEGs back to back."""
+    size = struct.unpack(">I", raw[:4])[0]
+    meta = json.loads(raw[4 : 4 + size])
+    parts, at = [], 4 + size
+    for length in meta["parts"]:
+        parts.append(raw[at : at + length])
+        at += length
+    assert at == len(raw)
+    return meta, parts
 
 
 class Client:
@@ -151,10 +164,11 @@ def test_images_are_served_only_to_the_session_holding_them(server):
     gina.login("gina")
     alice.login("alice")
     image = gina.call("GET", "/api/review/state")[1]["items"][0]["image_id"]
-    status, meta = gina.call("GET", f"/api/review/preview/{image}")
+    status, raw = gina.call("GET", f"/api/review/bundle/{image}")
+    meta, parts = unbundle(raw)
     assert status == 200 and "path" not in meta  # a reviewer never sees the file's path
-    status, jpeg = gina.call("GET", meta["fit"]["url"])
-    assert status == 200 and jpeg[:2] == b"\xff\xd8"
+    assert (meta["width"], meta["height"]) == (320, 240) and len(parts) == 1 + len(meta["crops"])
+    assert all(p[:2] == b"\xff\xd8" for p in parts)  # the fit view and its crops, as JPEGs
     status, original = gina.call("GET", meta["original"])
     assert status == 200 and original[:2] == b"\xff\xd8"
     alice.call("GET", "/api/review/state")
@@ -163,10 +177,10 @@ def test_images_are_served_only_to_the_session_holding_them(server):
             "SELECT image_id FROM images WHERE image_id NOT IN (SELECT image_id FROM "
             "review_leases WHERE reviewer = 'alice') AND image_id NOT IN (SELECT image_id FROM "
             "review_votes WHERE reviewer = 'alice') LIMIT 1").fetchone()[0]
-    assert alice.call("GET", f"/api/review/image/{other}/fit")[0] == 403
-    assert alice.call("GET", f"/api/review/preview/{other}")[0] == 403
-    assert Client(port).call("GET", meta["fit"]["url"])[0] == 401
-    assert gina.call("GET", f"/api/review/image/{image}/../../etc")[0] in (400, 404)
+    assert alice.call("GET", f"/api/review/bundle/{other}")[0] == 403
+    assert alice.call("GET", f"/api/review/original/{other}")[0] == 403
+    assert Client(port).call("GET", f"/api/review/bundle/{image}")[0] == 401
+    assert gina.call("GET", f"/api/review/original/{image}/../../etc")[0] in (400, 404)
 
 
 def test_media_files_need_a_live_session(server):
@@ -199,9 +213,9 @@ def test_missing_and_unreadable_files_are_recorded_and_skipped(server):
     (cat.path.parent / "pool").joinpath(paths[gone].split("/")[-1]).unlink()
     with open(paths[broken], "r+b") as fh:
         fh.truncate(100)
-    status, body = dave.call("GET", f"/api/review/preview/{gone}")
+    status, body = dave.call("GET", f"/api/review/bundle/{gone}")
     assert status == 410 and body["reason"] == "file_missing"
-    status, body = dave.call("GET", f"/api/review/preview/{broken}")
+    status, body = dave.call("GET", f"/api/review/bundle/{broken}")
     assert status == 410 and body["reason"] in ("file_unreadable",)
     recorded = {e["image_id"]: e["reason"] for e in file_errors(cat)}
     assert recorded[gone] == "file_missing" and recorded[broken] == "file_unreadable"

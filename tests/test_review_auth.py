@@ -75,12 +75,14 @@ def test_the_verify_pool_answers_busy_instead_of_queueing_without_bound():
         release.wait(10)
         return "ok"
 
-    first, second = pool.submit(slow), pool.submit(slow)
+    first = pool.submit(slow, client="10.0.0.66")
+    assert pool.submit(slow, client="10.0.0.66") is None  # one check at a time per client
+    second = pool.submit(slow, client="10.0.0.7")
     assert first is not None and second is not None
-    assert pool.submit(slow) is None  # full: refused at once
+    assert pool.submit(slow, client="10.0.0.8") is None  # full: refused at once
     release.set()
     assert first.result(10) == second.result(10) == "ok"
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and pool.submit(lambda: None) is None:
+    while time.monotonic() < deadline and pool.submit(lambda: None, client="x") is None:
         time.sleep(0.01)  # slots come back as the checks finish
     assert niceness and all(n >= 10 for n in niceness)  # below the voters' priority

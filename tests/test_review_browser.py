@@ -432,6 +432,6 @@ def test_without_a_session_no_image_is_served(server, new_context):
         assert page.locator("img").count() == 0
     with cat.connect() as con:
         image = con.execute("SELECT image_id FROM images LIMIT 1").fetchone()[0]
-    for path in (f"/api/review/image/{image}/fit", f"/api/review/preview/{image}",
+    for path in (f"/api/review/bundle/{image}", f"/api/review/original/{image}",
                  "/media/0123456789abcdef0123456789abcdef.jpg"):
             assert page.request.get(url + path).status in (401, 403)

@@ -173,23 +173,28 @@ def test_the_next_image_search_reads_one_row_group_of_a_long_queue(tmp_path):
         con.execute("INSERT INTO review_queue_meta VALUES ('*', 400000, NULL, NULL, NULL)")
         con.execute("INSERT INTO review_frontiers VALUES ('*', '', 300000)")
         con.execute("CHECKPOINT")
-        sql = review_queue._AVAILABLE.replace("SELECT q.seq", "EXPLAIN ANALYZE SELECT q.seq", 1)
+        sql = review_queue._CANDIDATES.replace("SELECT seq", "EXPLAIN ANALYZE SELECT seq", 1)
         plan = con.execute(sql, {"r": "zoe", "q": "*", "lo": 300000, "hi": 300000 + 4096,
-                                 "want": 4}).fetchall()[0][1]
-        found = review_queue.find(con, "zoe", "*", 4)
+                                 "k": 4}).fetchall()[0][1]
+        found = review_queue.find(con, "zoe", "*", 4, start=300000, end=400000)
     assert "Row Groups Scanned: 1 / 4" in plan, plan
     assert [f.seq for f in found] == [300000, 300001, 300002, 300003]
 
 
-def test_migration_keeps_seq_updates_in_place(tmp_path):
-    """Votes change a queue row in place (scalar columns): a row that moved to the end would
-    widen the last row group's seq range and defeat the window search."""
+def test_votes_change_queue_rows_in_place(tmp_path):
+    """Votes, skips and state changes update a queue row in place (scalar columns, no UPDATE
+    ... RETURNING): a row that moved to the end would widen the last row group's seq range and
+    defeat the window search."""
     cat = Catalog(tmp_path / "c.duckdb")
     migrate(cat)
     with cat.connect() as con:
         con.execute("INSERT INTO review_queue SELECT '*', i, lpad(i::VARCHAR, 64, '0'), NULL, "
                     "NULL, NULL, 0, 'open' FROM range(1000) t(i)")
         before = con.execute("SELECT rowid FROM review_queue WHERE seq = 5").fetchone()
-        review_queue.refresh(con, "0" * 63 + "5", [("alice", "accept")], decided=False)
-        after = con.execute("SELECT rowid, voter_a FROM review_queue WHERE seq = 5").fetchone()
-    assert after == (before[0], "alice")
+        image = "0" * 63 + "5"
+        review_queue.refresh(con, image, [("alice", "accept")], decided=False)
+        review_queue.add_skip(con, image)
+        review_queue.set_state(con, image, "unsure")
+        after = con.execute("SELECT rowid, voter_a, skips, state FROM review_queue "
+                            "WHERE seq = 5").fetchone()
+    assert after == (before[0], "alice", 1, "unsure")

@@ -174,25 +174,55 @@
     return img.decode().then(() => img);
   }
   // Resolves to the entry with its fit view and crops decoded (so showing it paints at once),
-  // or null when the server says the file cannot be shown (it recorded why).
+  // or null when the server says the file cannot be shown (it recorded why). One request per
+  // image: a 4-byte header length, a JSON header, then the JPEGs.
   function load(entry) {
     if (entry.load) return entry.load;
     entry.load = (async () => {
-      const r = await api("GET", "/preview/" + entry.image_id);
-      if ([403, 404, 410].includes(r.status)) {
-        entry.failed = r.data.error || "This image cannot be shown.";
+      let resp;
+      try {
+        resp = await fetch(API + "/bundle/" + entry.image_id, { credentials: "same-origin" });
+      } catch (err) {
+        throw new Error("network");
+      }
+      if (resp.status === 401) { sessionEnded(); return null; }
+      if ([403, 404, 410].includes(resp.status)) {
+        let data = {};
+        try { data = await resp.json(); } catch (err) { /* no body */ }
+        entry.failed = data.error || "This image cannot be shown.";
         return null;
       }
-      if (!r.ok) throw new Error(r.data.error || "preview failed");
-      entry.meta = r.data;
-      const [fit, ...crops] = await Promise.all(
-        [r.data.fit.url, ...r.data.crops.map((c) => c.url)].map(decoded));
+      if (!resp.ok) throw new Error("bundle " + resp.status);
+      const buf = await resp.arrayBuffer();
+      const size = new DataView(buf).getUint32(0);
+      const meta = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, size)));
+      let at = 4 + size;
+      entry.urls = meta.parts.map((length) => {
+        const url = URL.createObjectURL(new Blob([new Uint8Array(buf, at, length)],
+                                                 { type: "image/jpeg" }));
+        at += length;
+        return url;
+      });
+      const [fit, ...crops] = await Promise.all(entry.urls.map(decoded));
+      entry.meta = meta;
       entry.fit = fit;
       entry.crops = crops;
       return entry;
     })();
     entry.load.catch(() => { entry.load = null; });  // a network hiccup: try again later
     return entry.load;
+  }
+  // Images voted on long ago give their memory back (the last 20 stay for undo/change).
+  const recent = [];
+  function retire(imageId) {
+    recent.push(imageId);
+    while (recent.length > 20) {
+      const old = entries.get(recent.shift());
+      if (old && old.urls) {
+        old.urls.forEach((u) => URL.revokeObjectURL(u));
+        entries.delete(old.image_id);
+      }
+    }
   }
 
   // ---- the image view: fit view never enlarged, 1:1 crops in device pixels, loupe -----------
@@ -457,6 +487,7 @@
                         comment: comment.value.trim() || null, seen_ms: Math.round(now - state.shownAt) };
       state.gone.add(entry.image_id);
       state.queue.shift();
+      retire(entry.image_id);
       state.history.unshift({ image_id: entry.image_id, decision, reasons: tags,
                               comment: payload.comment, undone: false, can_change: false, local: true });
       state.history = state.history.slice(0, 20);
