@@ -154,6 +154,9 @@ class ApiSession:
                 self.stats["shown"].append(time.perf_counter() - start)
         if self.chain is not None:
             await self.chain
+        for task in self.loads.values():  # images loaded ahead that nobody will look at
+            task.cancel()
+        await asyncio.gather(*self.loads.values(), return_exceptions=True)
         await self.http.aclose()
         return cast
 

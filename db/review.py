@@ -60,6 +60,7 @@ class Rules:
 
     lease_s: float = 300.0
     ahead: int = 0  # images leased beyond the one on screen (the browser prefetches them)
+    top_up: int = 0  # leased on top when a slot frees, so most votes skip the search
     undo_window_s: float = 300.0
     reject_needs_reason: bool = False
     skips_to_admin: int = 2
@@ -95,9 +96,8 @@ def next_images(
             _apply(con, vote, reviewer, rules, run_id, now)  # checks the account too
         else:
             _require_active(con, reviewer)
-        return review_queue.lease(
-            con, reviewer, stage_input, rules.lease_s, rules.ahead + 1, now, rules.skips_to_admin
-        )
+        return review_queue.lease(con, reviewer, stage_input, rules.lease_s, rules.ahead + 1,
+                                  now, rules.skips_to_admin, rules.top_up)
 
 
 def claim_next(
@@ -574,6 +574,12 @@ def viewable_image(
     a reviewer only an image they hold or voted on, an admin any image. None otherwise."""
     with catalog.connect() as con:
         return viewable(con, image_id, name, admin)
+
+
+def image_file(catalog: Catalog, image_id: str) -> dict[str, Any] | None:
+    """Path (with its size at ingest), size and format of an image; None if there is none."""
+    with catalog.connect() as con:
+        return viewable(con, image_id, "", admin=True)
 
 
 def viewable(con, image_id: str, name: str, admin: bool) -> dict[str, Any] | None:

@@ -253,10 +253,11 @@ def lease(
     count: int,
     now: datetime,
     skips_to_admin: int = 2,
+    top_up: int = 0,
 ) -> list[Lease]:
-    """Top the reviewer's leases up to `count` images and extend them; returns them in the
-    order they are to be shown. Runs inside the caller's write transaction (building the queue
-    on its first use)."""
+    """Top the reviewer's leases up to `count` (+ `top_up`) images and extend them; returns
+    them in the order they are to be shown. Runs inside the caller's write transaction
+    (building the queue on its first use)."""
     queue = queue_name(stage_input)
     end, mine, anyone = con.execute(
         "SELECT (SELECT next_seq FROM review_queue_meta WHERE queue = $q), "
@@ -286,8 +287,10 @@ def lease(
         )
     expires = now + timedelta(seconds=lease_s)
     if len(held) < count:
+        # Topped up past `count` once a slot is free, so most clicks skip the search.
         start = mine if mine is not None else (anyone or 0)
-        fresh = find(con, reviewer, queue, count - len(held), start, end, own=mine is not None)
+        want = count + top_up - len(held)
+        fresh = find(con, reviewer, queue, want, start, end, own=mine is not None)
         if fresh:  # leased_at orders them as found
             con.executemany(
                 "INSERT INTO review_leases (image_id, reviewer, expires_at, leased_at) "

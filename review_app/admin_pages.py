@@ -84,6 +84,7 @@ def render_accounts() -> None:
                     reset_password(ctx.catalog, target, new_password, actor=admin.name)
                 else:
                     set_disabled(ctx.catalog, target, action == "disable", actor=admin.name)
+                ctx.sessions.forget(target)  # its open pages learn it at their next request
                 st.success(plain(f"{action}: {target}"))
             except AccountError as exc:
                 st.error(plain(exc))

@@ -13,6 +13,7 @@ import os
 import re
 import struct
 import time
+from collections import OrderedDict
 from typing import Any
 
 from PIL import Image
@@ -22,7 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from streamlit import config as st_config
 
-from db.accounts import Reviewer, end_session, session_account, start_session, verify_login
+from db.accounts import Reviewer, end_session, start_session, verify_login
 from db.errors import CatalogError
 from db.review import (
     DECISIONS,
@@ -35,6 +36,7 @@ from db.review import (
     adjudicate,
     adjudication_queue,
     history,
+    image_file,
     next_images,
     record_file_error,
     undo_decision,
@@ -81,15 +83,19 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _session(conn: HTTPConnection, admin: bool = False) -> tuple[AppContext, Reviewer]:
+async def _session(
+    conn: HTTPConnection, admin: bool = False
+) -> tuple[AppContext, Reviewer, str]:
+    """The context, the session's account (checked against the catalog) and its token."""
     ctx = await run_in_threadpool(context)
-    user = await run_in_threadpool(ctx.user, conn.cookies.get(COOKIE))
+    cookie = conn.cookies.get(COOKIE)
+    user = await run_in_threadpool(ctx.user, cookie)
     if user is None:
         raise Refused(401, "Your session has ended (logged out, expired or disabled); "
                            "log in again.")
     if admin and not user.is_admin:
         raise Refused(403, "Admins only.")
-    return ctx, user
+    return ctx, user, ctx.sessions.token(cookie)
 
 
 def _image_id(value: Any) -> str:
@@ -150,9 +156,10 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     await _body(request)
     ctx = await run_in_threadpool(context)
-    token = ctx.cookies.decode(request.cookies.get(COOKIE))
+    token = ctx.sessions.token(request.cookies.get(COOKIE))
     if token:
         await run_in_threadpool(end_session, ctx.catalog, token)
+        ctx.sessions.end(token)
     response = JSONResponse({"ok": True})
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -161,8 +168,10 @@ async def logout(request: Request) -> Response:
 # ---- the reviewer's queue -------------------------------------------------------------------
 
 
-def _items(leases) -> list[dict[str, Any]]:
-    return [{"image_id": lease.image_id} for lease in leases]
+def _items(ctx: AppContext, token: str, leases) -> list[dict[str, Any]]:
+    """The leased images as the page gets them: ids and the tickets to load them."""
+    return [{"image_id": lease.image_id, "ticket": ctx.tickets.issue(token, lease.image_id)}
+            for lease in leases]
 
 
 def _progress(ctx: AppContext, name: str) -> dict[str, int]:
@@ -183,13 +192,13 @@ def _history(ctx: AppContext, name: str) -> list[dict[str, Any]]:
 
 
 async def state(request: Request) -> Response:
-    ctx, user = await _session(request)
+    ctx, user, token = await _session(request)
 
     def read() -> dict[str, Any]:
         leases = next_images(ctx.catalog, user.name, ctx.stage_input, ctx.rules,
                              run_id=ctx.run_id)
         ctx.prefetch.poke()
-        return {"user": user.name, "role": user.role, "items": _items(leases),
+        return {"user": user.name, "role": user.role, "items": _items(ctx, token, leases),
                 "history": _history(ctx, user.name), "progress": _progress(ctx, user.name)}
 
     return JSONResponse(await run_in_threadpool(read))
@@ -213,7 +222,7 @@ def _vote(body: dict[str, Any]) -> Vote:
 
 async def vote(request: Request) -> Response:
     body = await _body(request)
-    ctx, user = await _session(request)
+    ctx, user, token = await _session(request)
     cast = _vote(body)
 
     def run() -> Response:
@@ -224,16 +233,16 @@ async def vote(request: Request) -> Response:
             leases = next_images(ctx.catalog, user.name, ctx.stage_input, ctx.rules)
             message = NOT_NEEDED if isinstance(exc, NotNeeded) else str(exc)
             return JSONResponse({"error": message, "image_id": cast.image_id,
-                                 "items": _items(leases)}, status_code=409)
+                                 "items": _items(ctx, token, leases)}, status_code=409)
         ctx.prefetch.poke()
-        return JSONResponse({"ok": True, "items": _items(leases)})
+        return JSONResponse({"ok": True, "items": _items(ctx, token, leases)})
 
     return await run_in_threadpool(run)
 
 
 async def undo(request: Request) -> Response:
     body = await _body(request)
-    ctx, user = await _session(request)
+    ctx, user, token = await _session(request)
     which = body.get("image_id")
     which = None if which is None else _image_id(which)
 
@@ -244,43 +253,68 @@ async def undo(request: Request) -> Response:
         except ReviewError as exc:
             raise Refused(409, str(exc)) from None
         leases = next_images(ctx.catalog, user.name, ctx.stage_input, ctx.rules)
-        return {"image_id": image_id, "items": _items(leases),
+        return {"image_id": image_id, "items": _items(ctx, token, leases),
                 "history": _history(ctx, user.name)}
 
     return JSONResponse(await run_in_threadpool(run))
 
 
 async def my_history(request: Request) -> Response:
-    ctx, user = await _session(request)
+    ctx, user, token = await _session(request)
     return JSONResponse({"history": await run_in_threadpool(_history, ctx, user.name)})
 
 
 # ---- images ---------------------------------------------------------------------------------
 
 
-def _viewable(ctx: AppContext, cookie: str | None, image_id: str) -> tuple[Reviewer, dict]:
-    """The session's account and the image's file, checked on one catalog connection."""
-    token = ctx.cookies.decode(cookie)
-    with ctx.catalog.connect() as con:
-        user = session_account(con, token) if token else None
-        if user is None:
-            raise Refused(401, "Your session has ended (logged out, expired or disabled); "
-                               "log in again.")
-        info = viewable(con, image_id, user.name, user.is_admin)
+_FILES: OrderedDict[str, dict] = OrderedDict()  # image_id -> path, size at ingest, format
+_FILES_MAX = 4096
+
+
+def _file(ctx: AppContext, image_id: str, fresh: bool = False) -> dict | None:
+    """The image's file facts, remembered (they change only when an image is ingested again;
+    a file found missing is looked up afresh before that is recorded)."""
+    info = None if fresh else _FILES.get(image_id)
     if info is None:
-        raise Refused(403, "this image is not yours to see")
+        info = image_file(ctx.catalog, image_id)
+        if info is not None:
+            _FILES[image_id] = info
+            while len(_FILES) > _FILES_MAX:
+                _FILES.popitem(last=False)
+    return info
+
+
+def _allowed(ctx: AppContext, request: Request, image_id: str) -> tuple[Reviewer, dict]:
+    """The session's account and the image's file if this session may load it: a ticket handed
+    out with the lease (no catalog query), else the catalog's word (a lease, a vote, admin)."""
+    cookie = request.cookies.get(COOKIE)
+    user = ctx.user(cookie)
+    if user is None:
+        raise Refused(401, "Your session has ended (logged out, expired or disabled); "
+                           "log in again.")
+    token = ctx.sessions.token(cookie)
+    ticket = request.query_params.get("t")
+    if not ctx.tickets.allows(ticket, token, image_id):
+        with ctx.catalog.connect() as con:
+            if viewable(con, image_id, user.name, user.is_admin) is None:
+                raise Refused(403, "this image is not yours to see")
+    info = _file(ctx, image_id)
+    if info is None:
+        raise Refused(404, "no such image")
     return user, info
 
 
-def _load_preview(ctx: AppContext, cookie: str | None, image_id: str):
+def _load_preview(ctx: AppContext, request: Request, image_id: str):
     """The image's preview, built if needed; a file that cannot be opened is recorded as the
     image's outcome (it leaves the queue for everyone) and answered 410."""
-    user, info = _viewable(ctx, cookie, image_id)
+    user, info = _allowed(ctx, request, image_id)
     try:
         # A file that went away or changed counts even if its preview was built before: the
         # reviewer would judge pixels nobody can export.
         if info["path"] is None or not os.path.isfile(info["path"]):
-            raise FileNotFoundError(f"no file at {info['path']}")
+            info = _file(ctx, image_id, fresh=True) or info  # moved by a new ingest?
+            if info["path"] is None or not os.path.isfile(info["path"]):
+                raise FileNotFoundError(f"no file at {info['path']}")
         size = os.path.getsize(info["path"])
         if info["bytes"] is not None and size != info["bytes"]:
             raise ValueError(f"changed since ingest ({info['bytes']} bytes, now {size})")
@@ -300,8 +334,7 @@ async def bundle(request: Request) -> Response:
     with one request each): a 4-byte header length, a JSON header, then the JPEGs."""
     ctx = await run_in_threadpool(context)
     image_id = _image_id(request.path_params["image_id"])
-    user, info, built = await run_in_threadpool(
-        _load_preview, ctx, request.cookies.get(COOKIE), image_id)
+    user, info, built = await run_in_threadpool(_load_preview, ctx, request, image_id)
     fit_w, fit_h = Image.open(io.BytesIO(built.fit)).size
     header = json.dumps({
         "image_id": image_id, "width": built.width, "height": built.height,
@@ -322,7 +355,7 @@ async def original(request: Request) -> Response:
     """The file itself (or a lossless copy) for the loupe's 100% / 200% views."""
     ctx = await run_in_threadpool(context)
     image_id = _image_id(request.path_params["image_id"])
-    _, info = await run_in_threadpool(_viewable, ctx, request.cookies.get(COOKIE), image_id)
+    _, info = await run_in_threadpool(_allowed, ctx, request, image_id)
     try:
         path, media = await run_in_threadpool(
             ctx.previews.original, image_id, info["path"], info["format"])
@@ -334,19 +367,20 @@ async def original(request: Request) -> Response:
 # ---- adjudication (admins) ------------------------------------------------------------------
 
 
-def _cases(ctx: AppContext, admin: str) -> dict[str, Any]:
-    mine = adjudication_queue(ctx.catalog, admin)
+def _cases(ctx: AppContext, admin: str, token: str) -> dict[str, Any]:
+    mine = [{**case, "ticket": ctx.tickets.issue(token, case["image_id"])}
+            for case in adjudication_queue(ctx.catalog, admin)]
     return {"cases": mine, "elsewhere": len(adjudication_queue(ctx.catalog)) - len(mine)}
 
 
 async def cases(request: Request) -> Response:
-    ctx, user = await _session(request, admin=True)
+    ctx, user, token = await _session(request, admin=True)
     return JSONResponse(await run_in_threadpool(_cases, ctx, user.name))
 
 
 async def decide(request: Request) -> Response:
     body = await _body(request)
-    ctx, user = await _session(request, admin=True)
+    ctx, user, token = await _session(request, admin=True)
     image_id = _image_id(body.get("image_id"))
     decision = body.get("decision")
     note = body.get("note")
@@ -357,22 +391,22 @@ async def decide(request: Request) -> Response:
         try:
             adjudicate(ctx.catalog, image_id, user.name, decision, note, run_id=ctx.run_id)
         except ReviewError as exc:
-            raise Refused(409, str(exc), **_cases(ctx, user.name)) from None
-        return _cases(ctx, user.name)
+            raise Refused(409, str(exc), **_cases(ctx, user.name, token)) from None
+        return _cases(ctx, user.name, token)
 
     return JSONResponse(await run_in_threadpool(run))
 
 
 async def undecide(request: Request) -> Response:
     await _body(request)
-    ctx, user = await _session(request, admin=True)
+    ctx, user, token = await _session(request, admin=True)
 
     def run() -> dict[str, Any]:
         try:
             image_id = undo_decision(ctx.catalog, user.name, ctx.rules.undo_window_s)
         except ReviewError as exc:
             raise Refused(409, str(exc)) from None
-        return {"image_id": image_id, **_cases(ctx, user.name)}
+        return {"image_id": image_id, **_cases(ctx, user.name, token)}
 
     return JSONResponse(await run_in_threadpool(run))
 

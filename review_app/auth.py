@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import threading
@@ -153,3 +154,78 @@ class VerifyPool:
         future = self._pool.submit(fn, *args)
         future.add_done_callback(done)
         return future
+
+
+class Sessions:
+    """Who a session cookie belongs to, as the catalog says, remembered `ttl_s` so the requests
+    of one click do not each ask the catalog. A logout, disabling or password reset made in
+    this server ends the session here at once; one made elsewhere (the CLI) within `ttl_s`.
+    Votes and decisions check the account again inside their own transaction."""
+
+    def __init__(
+        self, codec: CookieCodec, lookup: Callable[[str], Any], ttl_s: float = 1.0
+    ) -> None:
+        self.codec, self._lookup, self.ttl_s = codec, lookup, ttl_s
+        self._seen: dict[str, tuple[float, Any]] = {}
+        self._ended: set[str] = set()  # token hashes ended in this process
+        self._lock = threading.Lock()
+
+    def token(self, cookie: str | None) -> str | None:
+        token = self.codec.decode(cookie)
+        return None if token is None or token_hash(token) in self._ended else token
+
+    def user(self, cookie: str | None):
+        """The enabled account behind the cookie, or None."""
+        token = self.token(cookie)
+        if token is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(token)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        account = self._lookup(token)
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[token] = (now, account)
+        return account
+
+    def end(self, token: str) -> None:
+        with self._lock:
+            self._ended.add(token_hash(token))
+            self._seen.pop(token, None)
+
+    def forget(self, name: str) -> None:
+        """An account was disabled or its password reset here: ask the catalog next time."""
+        with self._lock:
+            for token, (_, account) in list(self._seen.items()):
+                if account is not None and account.name == name:
+                    self._ended.add(token_hash(token))
+                    del self._seen[token]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Tickets:
+    """Signed, short-lived tickets naming the session and the image it may load, handed out
+    with each leased image: loading a bundle then needs no catalog query, and a ticket is
+    useless without its session's cookie or after that session ended."""
+
+    def __init__(self, key_file: Path, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+        self._signer = TimestampSigner(_load_key(key_file), salt="hfaid-review-image")
+
+    def issue(self, token: str, image_id: str) -> str:
+        return self._signer.sign(f"{token_hash(token)[:32]}.{image_id}").decode()
+
+    def allows(self, ticket: str | None, token: str, image_id: str) -> bool:
+        if not ticket:
+            return False
+        try:
+            value = self._signer.unsign(ticket, max_age=self.max_age_s).decode()
+        except BadSignature:
+            return False
+        return value == f"{token_hash(token)[:32]}.{image_id}"

@@ -15,7 +15,7 @@ from db.errors import CatalogError
 from db.review import Rules, sync_queue, upcoming_images
 from db.warm import InstanceKeeper
 from hfaid_core.config import Config, load_config
-from review_app.auth import COOKIE, CookieCodec, LoginLimiter, VerifyPool
+from review_app.auth import COOKIE, CookieCodec, LoginLimiter, Sessions, Tickets, VerifyPool
 from review_app.previews import Prefetcher, PreviewCache
 from review_app.server_env import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE, queue_stage
 
@@ -35,12 +35,13 @@ class AppContext:
     limiter: LoginLimiter
     verify: VerifyPool
     cookies: CookieCodec
+    sessions: Sessions
+    tickets: Tickets  # which session may load which image, without asking the catalog
     keeper: InstanceKeeper  # keeps the catalog warm while sessions are busy
 
     def user(self, cookie: str | None) -> Reviewer | None:
-        """The enabled account behind a session cookie, as the catalog says now."""
-        token = self.cookies.decode(cookie)
-        return session_user(self.catalog, token) if token else None
+        """The enabled account behind a session cookie, as the catalog says (see Sessions)."""
+        return self.sessions.user(cookie)
 
 
 _CONTEXTS: dict[tuple, AppContext] = {}
@@ -56,6 +57,7 @@ def _build(catalog: str, config: str | None, stage: str | None, run_id: str | No
     rules = Rules(
         lease_s=review.lease_s,
         ahead=review.prefetch_ahead,
+        top_up=2,
         undo_window_s=review.undo_window_s,
         reject_needs_reason=review.reject_needs_reason,
         skips_to_admin=review.skips_to_admin,
@@ -63,6 +65,8 @@ def _build(catalog: str, config: str | None, stage: str | None, run_id: str | No
     sync_queue(cat, stage_input, review.skips_to_admin, force=True)
     # Never waits for the file lock: a background top-up is simply skipped while it is taken.
     unlocked = Catalog(cat.path, lock_timeout_s=0)
+    key = cat.work_dir / "review-session.key"
+    cookies = CookieCodec(key, review.session_hours * 3600)
     ctx = AppContext(
         catalog=cat,
         config=cfg,
@@ -71,7 +75,8 @@ def _build(catalog: str, config: str | None, stage: str | None, run_id: str | No
         rules=rules,
         previews=previews,
         prefetch=Prefetcher(
-            previews, lambda: upcoming_images(unlocked, stage_input, PREFETCH_AHEAD)
+            previews, lambda: upcoming_images(unlocked, stage_input, PREFETCH_AHEAD),
+            min_interval_s=1.0,
         ),
         limiter=LoginLimiter(
             free=review.login_attempts,
@@ -81,7 +86,9 @@ def _build(catalog: str, config: str | None, stage: str | None, run_id: str | No
             client_free=review.login_client_attempts,
         ),
         verify=VerifyPool(review.login_workers, review.login_queue),
-        cookies=CookieCodec(cat.work_dir / "review-session.key", review.session_hours * 3600),
+        cookies=cookies,
+        sessions=Sessions(cookies, lambda token: session_user(cat, token)),
+        tickets=Tickets(key, max_age_s=review.lease_s * 2),
         keeper=InstanceKeeper(cat),
     )
     threading.Thread(

@@ -17,8 +17,9 @@ def render() -> None:
 
 def logout() -> None:
     ctx = context()
-    token = ctx.cookies.decode(st.context.cookies.get(COOKIE))
+    token = ctx.sessions.token(st.context.cookies.get(COOKIE))
     if token:  # ended here at once (its leases freed); the component then clears the cookie
         end_session(ctx.catalog, token)
+        ctx.sessions.end(token)
     st.write("Logging out…")
     review_component("logout", key="logout")

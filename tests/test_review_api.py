@@ -97,10 +97,12 @@ def test_login_sets_a_strict_http_only_cookie_and_every_tab_shares_it(server):
     header = alice.last_cookie_header.lower()
     assert "httponly" in header and "samesite=strict" in header and "path=/" in header
     status, state = alice.call("GET", "/api/review/state")
-    assert status == 200 and state["user"] == "alice" and len(state["items"]) == 2
+    # prefetch_ahead = 1: the image on screen, one ahead, and two more leased per top-up
+    assert status == 200 and state["user"] == "alice" and len(state["items"]) == 4
     tab = Client(port)
     tab.cookie = alice.cookie  # a new tab or a reload sends the same cookie
-    assert tab.call("GET", "/api/review/state")[1]["items"] == state["items"]
+    ids = [i["image_id"] for i in state["items"]]
+    assert [i["image_id"] for i in tab.call("GET", "/api/review/state")[1]["items"]] == ids
     forged = Client(port)
     forged.cookie = alice.cookie[:-3] + "abc"
     assert forged.call("GET", "/api/review/state")[0] == 401
@@ -220,7 +222,7 @@ def test_missing_and_unreadable_files_are_recorded_and_skipped(server):
     recorded = {e["image_id"]: e["reason"] for e in file_errors(cat)}
     assert recorded[gone] == "file_missing" and recorded[broken] == "file_unreadable"
     after = [i["image_id"] for i in dave.call("GET", "/api/review/state")[1]["items"]]
-    assert gone not in after and broken not in after and len(after) == 2  # the queue moved on
+    assert gone not in after and broken not in after and len(after) >= 2  # the queue moved on
 
 
 def test_a_disabled_reviewer_is_out_at_the_next_request(server):

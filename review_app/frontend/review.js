@@ -167,6 +167,10 @@
     if (!entries.has(imageId)) entries.set(imageId, { image_id: imageId });
     return entries.get(imageId);
   }
+  // The ticket that came with the lease lets the server hand the image over without a lookup.
+  function ticket(entry) {
+    return entry.ticket ? "?t=" + encodeURIComponent(entry.ticket) : "";
+  }
   function decoded(url) {
     const img = new Image();
     img.decoding = "async";
@@ -181,7 +185,8 @@
     entry.load = (async () => {
       let resp;
       try {
-        resp = await fetch(API + "/bundle/" + entry.image_id, { credentials: "same-origin" });
+        resp = await fetch(API + "/bundle/" + entry.image_id + ticket(entry),
+                           { credentials: "same-origin" });
       } catch (err) {
         throw new Error("network");
       }
@@ -300,7 +305,7 @@
       if (zoom === 0) { loupe.remove(); loupe = null; sizeFit(); return; }
       if (!loupe) {
         loupe = el("div", { class: "loupe", title: "zoomed view" });
-        loupe.style.backgroundImage = `url("${entry.meta.original}")`;
+        loupe.style.backgroundImage = `url("${entry.meta.original}${ticket(entry)}")`;
         loupe.onclick = () => cycleZoom();
         loupe.onmousemove = (event) => {
           const box = view.getBoundingClientRect();
@@ -413,6 +418,7 @@
     }
 
     function merge(items) {
+      for (const item of items) entryFor(item.image_id).ticket = item.ticket;
       const ids = items.map((i) => i.image_id);
       const shown = state.queue[0];
       const keep = state.queue.filter((e, i) => (i === 0 && state.painted) || ids.includes(e.image_id));
@@ -656,6 +662,7 @@
     }
 
     function take(data, focusId) {
+      for (const c of data.cases) entryFor(c.image_id).ticket = c.ticket;
       state.cases = data.cases;
       state.elsewhere = data.elsewhere;
       const at = focusId ? state.cases.findIndex((c) => c.image_id === focusId) : -1;
