@@ -584,12 +584,14 @@ def image_file(catalog: Catalog, image_id: str) -> dict[str, Any] | None:
 
 def viewable(con, image_id: str, name: str, admin: bool) -> dict[str, Any] | None:
     """`viewable_image` on an open connection (the API checks the session on the same one)."""
+    # The image's first path (what the image_paths view picks), read through the paths index.
     row = con.execute(
-        "SELECT p.path, f.size, i.width, i.height, i.format FROM images i "
-        "LEFT JOIN image_paths p USING (image_id) LEFT JOIN paths f ON f.path = p.path "
+        "SELECT p.path, p.size, i.width, i.height, i.format FROM images i "
+        "LEFT JOIN paths p ON p.image_id = i.image_id "
         "WHERE i.image_id = $i AND ($admin OR "
         "EXISTS (SELECT 1 FROM review_leases WHERE image_id = $i AND reviewer = $n) OR "
-        "EXISTS (SELECT 1 FROM review_votes WHERE image_id = $i AND reviewer = $n))",
+        "EXISTS (SELECT 1 FROM review_votes WHERE image_id = $i AND reviewer = $n)) "
+        "ORDER BY p.path LIMIT 1",
         {"i": image_id, "n": name, "admin": admin},
     ).fetchone()
     if row is None:

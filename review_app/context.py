@@ -89,7 +89,8 @@ def _build(catalog: str, config: str | None, stage: str | None, run_id: str | No
         cookies=cookies,
         sessions=Sessions(cookies, lambda token: session_user(cat, token)),
         tickets=Tickets(key, max_age_s=review.lease_s * 2),
-        keeper=InstanceKeeper(cat),
+        # Clicks are many tiny statements: one DuckDB thread spends ~20% less CPU on them.
+        keeper=InstanceKeeper(cat, threads=1),
     )
     threading.Thread(
         target=_keep_synced, args=(unlocked, stage_input, review), daemon=True,
