@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -463,48 +464,57 @@ def synthetic_catalog(path: Path, images: int) -> None:
         con.execute("CHECKPOINT")
 
 
-def queue_scale(folder: Path, base: Path | None, sizes: list[int]) -> list[dict]:
-    """Next image (a click: vote + lease top-up), first lease of a new reviewer, next 16, at each
-    size; the previous code's claim beside them."""
+def queue_scale(folder: Path, base: Path | None, sizes: list[int], rounds: int = 40) -> list[dict]:
+    """The queue's per-click queries at each size, interleaved round by round so that the
+    shared machine's load hits every size alike; wall and CPU time per call. A click = the vote
+    and the lease top-up (one transaction); a first page = a new reviewer's first leases; next
+    16 = the unleased images the server builds previews for. The previous code's claim (one
+    SQL over the whole queue) beside them."""
     from db.catalog import Catalog
     from db.review import Rules, Vote, next_images, sync_queue, upcoming_images
 
-    results = []
+    rows, cats = {}, {}
     for n in sizes:
         path = folder / f"queue-{n}.duckdb"
         t0 = time.perf_counter()
         synthetic_catalog(path, n)
-        build_s = time.perf_counter() - t0
-        old = _old_claim(path, base, 3 if n >= 500_000 else 10) if base else None
-        cat = Catalog(path)
-        with cat.connect():  # held open as the server's keeper does
-            t0 = time.perf_counter()
-            sync_queue(cat, "review_queue", force=True)
-            sync_s = time.perf_counter() - t0
-            rules = Rules(lease_s=300, ahead=3)
-            first, click, upcoming = [], [], []
-            for i in range(30):  # 30 reviewers' first page: 4 leases each
-                t0 = time.perf_counter()
-                next_images(cat, f"q{i}", "review_queue", rules)
-                first.append(time.perf_counter() - t0)
-            held = next_images(cat, "q55", "review_queue", rules)
-            for _ in range(60):  # one reviewer voting: the vote and the lease top-up
-                t0 = time.perf_counter()
-                held = next_images(cat, "q55", "review_queue", rules,
-                                   Vote(held[0].image_id, "accept"))
-                click.append(time.perf_counter() - t0)
-            for _ in range(30):
-                t0 = time.perf_counter()
-                upcoming_images(cat, "review_queue", 16)
-                upcoming.append(time.perf_counter() - t0)
-        row = {"images": n, "build_s": round(build_s, 1), "queue_sync_s": round(sync_s, 2),
-               "first_leases_ms": summary_ms(first), "vote_and_next_ms": summary_ms(click),
-               "next16_ms": summary_ms(upcoming), "previous_claim_ms": old,
-               "load_avg_1min": round(os.getloadavg()[0], 1)}
-        print(json.dumps(row), flush=True)
-        results.append(row)
-        path.unlink()
-    return results
+        rows[n] = {"images": n, "build_s": round(time.perf_counter() - t0, 1),
+                   "previous_claim_ms": _old_claim(path, base, 3 if n >= 500_000 else 10)
+                   if base else None}
+        cats[n] = Catalog(path)
+        t0 = time.perf_counter()
+        sync_queue(cats[n], "review_queue", force=True)  # once, when the server starts
+        rows[n]["queue_sync_s"] = round(time.perf_counter() - t0, 2)
+    rules = Rules(lease_s=300, ahead=3)
+    timings = {n: {"click": [], "first_page": [], "next16": []} for n in sizes}
+    held = {}
+    with contextlib.ExitStack() as stack:
+        for n in sizes:  # held open with one DuckDB thread, as the server's keeper does
+            stack.enter_context(cats[n].connect()).execute("SET threads = 1")
+            upcoming_images(cats[n], "review_queue", 16)  # the prefetcher at start
+            held[n] = next_images(cats[n], "q55", "review_queue", rules)
+
+        def timed(kind: str, n: int, fn) -> None:
+            w0, c0 = time.perf_counter(), time.process_time()
+            out = fn()
+            timings[n][kind].append((time.perf_counter() - w0, time.process_time() - c0))
+            return out
+
+        for i in range(rounds):
+            for n in sizes:
+                held[n] = timed("click", n, lambda n=n: next_images(
+                    cats[n], "q55", "review_queue", rules, Vote(held[n][0].image_id, "accept")))
+                timed("first_page", n, lambda n=n, i=i: next_images(
+                    cats[n], f"q{i % 50}", "review_queue", rules))
+                timed("next16", n, lambda n=n: upcoming_images(cats[n], "review_queue", 16))
+    for n in sizes:
+        for kind, values in timings[n].items():
+            rows[n][f"{kind}_ms"] = {"wall": summary_ms([w for w, _ in values]),
+                                     "cpu": summary_ms([c for _, c in values])}
+        rows[n]["load_avg_1min"] = round(os.getloadavg()[0], 1)
+        print(json.dumps(rows[n]), flush=True)
+        cats[n].path.unlink()
+    return [rows[n] for n in sizes]
 
 
 def _old_claim(path: Path, base: Path, reps: int) -> dict:
@@ -548,11 +558,13 @@ def main() -> None:
             rows = queue_scale(folder, args.base, [int(s) for s in args.sizes.split(",")])
             small, big = rows[0], rows[-1]
             report["queue"] = rows
-            report["ratio_vote_and_next"] = round(
-                big["vote_and_next_ms"]["p50"] / small["vote_and_next_ms"]["p50"], 2)
-            report["ratio_first_leases"] = round(
-                big["first_leases_ms"]["p50"] / small["first_leases_ms"]["p50"], 2)
-            report["ratio_next16"] = round(big["next16_ms"]["p50"] / small["next16_ms"]["p50"], 2)
+            report["ratios_p50_big_over_small"] = {
+                f"{kind}_{clock}": round(big[f"{kind}_ms"][clock]["p50"]
+                                         / small[f"{kind}_ms"][clock]["p50"], 2)
+                for kind in ("click", "first_page", "next16") for clock in ("wall", "cpu")}
+            if small["previous_claim_ms"] and big["previous_claim_ms"]:
+                report["ratios_p50_big_over_small"]["previous_claim_wall"] = round(
+                    big["previous_claim_ms"]["p50"] / small["previous_claim_ms"]["p50"], 2)
             print(json.dumps(report, indent=2))
             return
         if args.small:

@@ -168,7 +168,7 @@ def progress(catalog: Catalog, stage_input: str | None) -> dict[str, Any]:
         "votes_cast": cast, "votes_needed": needed, "waiting_for_admin": waiting,
         "fraction": cast / (cast + needed) if cast + needed else 1.0,
         "votes_last_hour": last_hour,
-        "eta_hours": round(needed / rate, 1) if rate and needed else (0.0 if not needed else None),
+        "eta_hours": round(needed / rate, 2) if rate and needed else (0.0 if not needed else None),
     }
     people = []
     for s in stats:
@@ -177,7 +177,7 @@ def progress(catalog: Catalog, stage_input: str | None) -> dict[str, Any]:
         people.append({
             **s, "left": left,
             "fraction": s["votes"] / (s["votes"] + left) if s["votes"] + left else 1.0,
-            "eta_hours": round(left / pace, 1) if pace else None,
+            "eta_hours": round(left / pace, 2) if pace else None,
         })
     return {"team": team, "reviewers": people}
 

@@ -375,7 +375,7 @@ def _cases(ctx: AppContext, admin: str, token: str) -> dict[str, Any]:
 
 async def cases(request: Request) -> Response:
     ctx, user, token = await _session(request, admin=True)
-    return JSONResponse(await run_in_threadpool(_cases, ctx, user.name))
+    return JSONResponse(await run_in_threadpool(_cases, ctx, user.name, token))
 
 
 async def decide(request: Request) -> Response:

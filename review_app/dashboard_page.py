@@ -11,12 +11,12 @@ from review_app.context import context, require_user
 from review_app.plain import plain
 
 
-def _eta(hours: float | None) -> str:
+def _eta(left: int, hours: float | None) -> str:
+    if left == 0:
+        return "done"
     if hours is None:
         return "ETA unknown (no pace yet)"
-    if hours == 0:
-        return "done"
-    return f"ETA {hours:.1f} h" if hours < 48 else f"ETA {hours / 24:.1f} days"
+    return f"ETA {max(hours, 0.1):.1f} h" if hours < 48 else f"ETA {hours / 24:.1f} days"
 
 
 def render() -> None:
@@ -29,7 +29,8 @@ def render() -> None:
     st.progress(
         min(1.0, team["fraction"]),
         text=f"{team['votes_cast']:,} votes cast, {team['votes_needed']:,} still needed · "
-        f"{team['votes_last_hour']:,} votes in the last hour · {_eta(team['eta_hours'])} · "
+        f"{team['votes_last_hour']:,} votes in the last hour · "
+        f"{_eta(team['votes_needed'], team['eta_hours'])} · "
         f"{team['waiting_for_admin']:,} waiting for an admin",
     )
     people = [p for p in prog["reviewers"] if user.is_admin or p["reviewer"] == user.name]
@@ -41,7 +42,7 @@ def render() -> None:
         st.progress(
             min(1.0, p["fraction"]),
             text=f"{plain(p['reviewer'])}: {p['votes']:,} votes · {pace} · "
-            f"{p['left']:,} images still open to them · {_eta(p['eta_hours'])}",
+            f"{p['left']:,} images still open to them · {_eta(p['left'], p['eta_hours'])}",
         )
     if not user.is_admin:
         return
@@ -60,19 +61,20 @@ def render() -> None:
     if not agree["reliable"]:
         st.warning(f"Only {agree['pairs']} pair(s): kappa is not reliable yet.")
     labels = dict(REASONS)
-    st.dataframe(
-        [
-            {
-                "reason": labels.get(tag, tag),
-                "kappa": None if r["kappa"] is None else round(r["kappa"], 3),
-                "first votes using it": r["first_used"],
-                "second votes using it": r["second_used"],
-                "pairs": r["pairs"],
-            }
-            for tag, r in agree["per_reason"].items()
-        ],
-        hide_index=True,
-    )
+    rows = [
+        {
+            "reason": labels.get(tag, tag),
+            "kappa": None if r["kappa"] is None else round(r["kappa"], 3),
+            "first votes using it": r["first_used"],
+            "second votes using it": r["second_used"],
+            "pairs": r["pairs"],
+        }
+        for tag, r in agree["per_reason"].items()
+    ]
+    if rows:
+        st.dataframe(rows, hide_index=True)
+    else:
+        st.write("No reason used in votes yet.")
     st.caption("A reason gets a kappa only where both the first and the second votes used it.")
     st.subheader("Disagreements")
     rows = disagreements(ctx.catalog)

@@ -408,7 +408,7 @@
         const what = h.decision + (h.reasons && h.reasons.length ? " (" + h.reasons.join(", ") + ")" : "");
         const row = el("li", { class: h.undone ? "undone" : "" },
           el("span", { text: h.image_id.slice(0, 8) }), el("span", { text: what }),
-          el("span", { text: h.comment ? "“" + h.comment + "”" : "" }));
+          el("span", { class: "said", text: h.comment ? "“" + h.comment + "”" : "" }));
         if (h.can_change) {
           row.append(el("button", { text: "change", title: "take this vote back and vote again",
                                     onclick: () => { undo(h.image_id); refocus(); } }));
