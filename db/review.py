@@ -599,18 +599,14 @@ def viewable(con, image_id: str, name: str, admin: bool) -> dict[str, Any] | Non
     return dict(zip(("path", "bytes", "width", "height", "format"), row, strict=True))
 
 
-def image_info(catalog: Catalog, image_id: str) -> dict[str, Any] | None:
-    """Path, size and format of an image, plus its latest score per metric."""
-    info = viewable_image(catalog, image_id, "", admin=True)
-    if info is None:
-        return None
+def image_scores(catalog: Catalog, image_id: str) -> dict[str, float | None]:
+    """The image's latest score per metric (shown only when [review] show_scores is on)."""
     with catalog.connect() as con:
-        scores = con.execute(
+        return dict(con.execute(
             "SELECT metric, arg_max(value, created_at) FROM scores WHERE image_id = ? "
             "GROUP BY metric ORDER BY metric",
             [image_id],
-        ).fetchall()
-    return {"image_id": image_id, **info, "scores": dict(scores)}
+        ).fetchall())
 
 
 def vote_details(catalog: Catalog, image_id: str) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from db.review import (
     adjudication_queue,
     history,
     image_file,
+    image_scores,
     next_images,
     record_file_error,
     undo_decision,
@@ -345,6 +346,8 @@ async def bundle(request: Request) -> Response:
         "original": f"{PREFIX}/original/{image_id}",
         # Admins see where the file is; a reviewer sees nothing that could hint at a verdict.
         **({"path": info["path"]} if user.is_admin else {}),
+        **({"scores": image_scores(ctx.catalog, image_id)}
+           if ctx.config.review.show_scores else {}),
     }).encode()
     body = b"".join([struct.pack(">I", len(header)), header, built.fit, *built.crops])
     return Response(body, media_type="application/octet-stream",

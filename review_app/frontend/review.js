@@ -363,6 +363,7 @@
       input.addEventListener("change", () => { row.classList.toggle("on", input.checked); refocus(); });
       return { tag, input, row };
     });
+    const scores = el("div", { class: "who" });
     const comment = el("input", { class: "comment", placeholder: "comment (C to type, Esc to leave)",
                                   maxlength: "2000", "aria-label": "Comment" });
     const historyList = el("ol");
@@ -383,7 +384,7 @@
         button("Undo", "", "U", () => undo(null))),
       notice,
       el("div", { class: "reasons" }, el("b", { text: "Reasons" }), ...boxes.map((b) => b.row)),
-      comment,
+      comment, scores,
       el("div", { class: "history" }, el("b", { text: "Your last votes" }), historyList),
       el("button", { onclick: () => { help.hidden = !help.hidden; refocus(); } }, ...keyHint("?", "keys")));
     root.replaceChildren(el("div", { class: "review" }, view, cropsBox, panel), help);
@@ -459,6 +460,9 @@
         return;
       }
       viewer.show(entry);
+      const s = entry.meta.scores;  // only when the server shows scores ([review] show_scores)
+      scores.textContent = s ? Object.entries(s).map(([k, v]) =>
+        `${k} ${v === null ? "-" : Number(v).toFixed(3)}`).join(" · ") : "";
       // Measured after the frame with the new image is painted.
       requestAnimationFrame(() => setTimeout(() => {
         if (state.queue[0] !== entry) return;
