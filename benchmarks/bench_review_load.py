@@ -42,7 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.review_fixtures import (  # noqa: E402
     PASSWORD,
+    browser_login,
     build_review_catalog,
+    component_frame,
     free_port,
     start_server,
     stop_server,
@@ -278,14 +280,8 @@ def browser_reviewer(base: str, name: str, votes: int, think: tuple[float, float
         browser = pw.chromium.launch(executable_path=chromium_path(),
                                      args=["--headless", "--no-sandbox", "--disable-gpu"])
         page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        page.goto(base)
-        form = page.frame_locator("iframe[title='review_app.component.hfaid_review']")
-        form.get_by_label("Username").fill(name)
-        form.get_by_label("Password").fill(PASSWORD)
-        form.get_by_role("button", name="Log in").click()
-        page.wait_for_selector(f"text=Signed in as {name}")
-        page.wait_for_selector("iframe[title='review_app.component.hfaid_review']")
-        frame = [f for f in page.frames if "hfaid_review" in f.url][-1]
+        browser_login(page, base, name)
+        frame = component_frame(page)
         frame.wait_for_function("() => document.body.dataset.image", timeout=60_000)
         cast = 0
         for _ in range(votes):
@@ -408,16 +404,18 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
-def one_run(kind: str, template: Path, folder: Path, code: Path, args, think, flood) -> dict:
+def one_run(kind: str, name: str, template: Path, folder: Path, code: Path, args, think,
+            flood) -> dict:
     """A fresh copy of the catalog (cold preview cache), a fresh server of `code`, one drive."""
-    label = f"{kind}-{'flood' if flood else ('paced' if think[1] > 0 else 'saturated')}"
+    label = f"{kind}-{name}"
     run_dir = folder / label
     run_dir.mkdir()
     catalog = run_dir / "catalog.duckdb"
     shutil.copy(template, catalog)
     port = free_port()
     load0 = os.getloadavg()[0]
-    proc = start_server(catalog, port, run_dir / "server.log", root=code)
+    extra = ["--prepare"] if args.prepare else []
+    proc = start_server(catalog, port, run_dir / "server.log", *extra, root=code)
     _SERVER_PIDS[port] = proc.pid
     try:
         result = asyncio.run(drive(kind, port, args.sessions, args.votes, args.seed, think, flood,
@@ -425,7 +423,8 @@ def one_run(kind: str, template: Path, folder: Path, code: Path, args, think, fl
     finally:
         stop_server(proc)
     stored, violations = _check(code, catalog)
-    result.update({"run": label, "think_s": think, "stored": stored,
+    result.update({"run": label + ("-prepared" if args.prepare else ""), "think_s": think,
+                   "stored": stored,
                    "rule_violations": violations,
                    "load_avg_1min": [round(load0, 1), round(os.getloadavg()[0], 1)]})
     print(json.dumps(result), flush=True)
@@ -548,6 +547,8 @@ def main() -> None:
     parser.add_argument("--queue-scale", action="store_true",
                         help="only time the queue's next-image queries at 10k and 1M images")
     parser.add_argument("--sizes", default="10000,1000000")
+    parser.add_argument("--prepare", action="store_true",
+                        help="`hfaid review --prepare`: previews built before serving (not timed)")
     parser.add_argument("--browser", action="store_true",
                         help="one more reviewer in Chromium in the paced runs (key -> painted)")
     args = parser.parse_args()
@@ -585,9 +586,10 @@ def main() -> None:
         for name in args.runs.split(","):
             think, flood = plan[name]
             if args.base is not None:
-                report["runs"].append(one_run("previous", base_template, folder, args.base,
-                                              args, think, flood))
-            report["runs"].append(one_run("new", template, folder, ROOT, args, think, flood))
+                report["runs"].append(one_run("previous", name, base_template, folder,
+                                              args.base, args, think, flood))
+            report["runs"].append(one_run("new", name, template, folder, ROOT, args, think,
+                                          flood))
         print(json.dumps(report, indent=2))
         expected = args.sessions * args.votes
         bad = [r["run"] for r in report["runs"] if r["cast"] < expected

@@ -1,7 +1,7 @@
 """Keeps a busy server's catalog instance open between units of work, with gaps for other writers.
 
 Opening a DuckDB file costs tens of milliseconds (more on a loaded machine), and the review app
-opens it once per click (db.review.vote_and_next). While the app is busy, one extra connection
+opens it once per click (db.review.next_images). While the app is busy, one extra connection
 held here keeps the database instance alive, so each unit of work's own `catalog.connect()` is
 cheap. It is closed
 after `idle_s` without use, and at the latest after `max_hold_s`, followed by a `gap_s` pause in

@@ -80,3 +80,23 @@ def stop_server(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+# ---- driving the review page in a browser (Playwright) ---------------------------------------
+COMPONENT = "iframe[title='review_app.component.hfaid_review']"
+
+
+def browser_login(page, url: str, name: str) -> None:
+    """Log in through the page's own form, as a reviewer does."""
+    page.goto(url)
+    form = page.frame_locator(COMPONENT)
+    form.get_by_label("Username").fill(name)
+    form.get_by_label("Password").fill(PASSWORD)
+    form.get_by_role("button", name="Log in").click()
+    page.wait_for_selector(f"text=Signed in as {name}")
+
+
+def component_frame(page):
+    """The component's frame (its keys, images and buttons live there)."""
+    page.wait_for_selector(COMPONENT)
+    return [f for f in page.frames if "hfaid_review" in f.url][-1]

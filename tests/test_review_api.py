@@ -85,6 +85,10 @@ class Client:
     def login(self, name: str, password: str = PASSWORD):
         return self.call("POST", "/api/review/login", {"name": name, "password": password})
 
+    def items(self) -> list[str]:
+        """The images leased to this session, in the order its page shows them."""
+        return [i["image_id"] for i in self.call("GET", "/api/review/state")[1]["items"]]
+
 
 def test_login_sets_a_strict_http_only_cookie_and_every_tab_shares_it(server):
     cat, port = server
@@ -102,7 +106,7 @@ def test_login_sets_a_strict_http_only_cookie_and_every_tab_shares_it(server):
     tab = Client(port)
     tab.cookie = alice.cookie  # a new tab or a reload sends the same cookie
     ids = [i["image_id"] for i in state["items"]]
-    assert [i["image_id"] for i in tab.call("GET", "/api/review/state")[1]["items"]] == ids
+    assert tab.items() == ids
     forged = Client(port)
     forged.cookie = alice.cookie[:-3] + "abc"
     assert forged.call("GET", "/api/review/state")[0] == 401
@@ -112,7 +116,7 @@ def test_writes_need_the_page_header_so_other_sites_cannot_post(server):
     _, port = server
     bob = Client(port)
     bob.login("bob")
-    image = bob.call("GET", "/api/review/state")[1]["items"][0]["image_id"]
+    image = bob.items()[0]
     status, body = bob.call("POST", "/api/review/vote",
                             {"image_id": image, "decision": "accept"}, csrf=False)
     assert status == 403 and "review page" in body["error"]
@@ -125,12 +129,11 @@ def test_a_vote_answer_tells_nothing_about_other_votes(server):
     carol, dave = Client(port), Client(port)
     carol.login("carol")
     dave.login("dave")
-    first = carol.call("GET", "/api/review/state")[1]["items"][0]["image_id"]
+    first = carol.items()[0]
     status, body = carol.call("POST", "/api/review/vote",
                               {"image_id": first, "decision": "accept", "seen_ms": 900})
     assert status == 200 and set(body) == {"ok", "items"}
-    dave_items = dave.call("GET", "/api/review/state")[1]["items"]
-    assert dave_items[0]["image_id"] == first  # he is handed the half-done image ...
+    assert dave.items()[0] == first  # he is handed the half-done image ...
     status, body = dave.call("POST", "/api/review/vote",
                              {"image_id": first, "decision": "reject", "reasons": ["blur"]})
     assert status == 200 and set(body) == {"ok", "items"}  # ... and learns nothing on voting
@@ -147,7 +150,7 @@ def test_reject_without_reason_is_refused_and_nothing_is_stored(server):
     cat, port = server
     frank = Client(port)
     frank.login("frank")
-    image = frank.call("GET", "/api/review/state")[1]["items"][0]["image_id"]
+    image = frank.items()[0]
     before = current_votes(cat).num_rows
     status, body = frank.call("POST", "/api/review/vote", {"image_id": image, "decision": "reject"})
     assert status == 409 and "reason" in body["error"]
@@ -165,7 +168,7 @@ def test_images_are_served_only_to_the_session_holding_them(server):
     gina, alice = Client(port), Client(port)
     gina.login("gina")
     alice.login("alice")
-    image = gina.call("GET", "/api/review/state")[1]["items"][0]["image_id"]
+    image = gina.items()[0]
     status, raw = gina.call("GET", f"/api/review/bundle/{image}")
     meta, parts = unbundle(raw)
     assert status == 200 and "path" not in meta  # a reviewer never sees the file's path
@@ -208,7 +211,7 @@ def test_missing_and_unreadable_files_are_recorded_and_skipped(server):
     held = next_images(cat, "dave", None, Rules(ahead=1))
     dave = Client(port)
     dave.login("dave")
-    items = [i["image_id"] for i in dave.call("GET", "/api/review/state")[1]["items"]]
+    items = dave.items()
     assert items == [h.image_id for h in held]
     paths = {h.image_id: h.path for h in held}
     gone, broken = items[0], items[1]
@@ -221,7 +224,7 @@ def test_missing_and_unreadable_files_are_recorded_and_skipped(server):
     assert status == 410 and body["reason"] in ("file_unreadable",)
     recorded = {e["image_id"]: e["reason"] for e in file_errors(cat)}
     assert recorded[gone] == "file_missing" and recorded[broken] == "file_unreadable"
-    after = [i["image_id"] for i in dave.call("GET", "/api/review/state")[1]["items"]]
+    after = dave.items()
     assert gone not in after and broken not in after and len(after) >= 2  # the queue moved on
 
 
@@ -229,7 +232,7 @@ def test_a_disabled_reviewer_is_out_at_the_next_request(server):
     cat, port = server
     erin = Client(port)
     erin.login("erin")
-    image = erin.call("GET", "/api/review/state")[1]["items"][0]["image_id"]
+    image = erin.items()[0]
     set_disabled(cat, "erin", actor="root")
     status, body = erin.call("POST", "/api/review/vote", {"image_id": image, "decision": "accept"})
     assert status == 401

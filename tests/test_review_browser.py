@@ -14,8 +14,9 @@ from db.review_stats import current_votes, vote_summary
 from hfaid.cli import main as hfaid
 from tests.conftest import chromium_path, write_photo_pool
 from tests.review_fixtures import (
-    PASSWORD,
+    browser_login,
     build_review_catalog,
+    component_frame,
     free_port,
     start_server,
     stop_server,
@@ -24,7 +25,6 @@ from tests.review_fixtures import (
 pytestmark = pytest.mark.browser
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-COMPONENT = "iframe[title='review_app.component.hfaid_review']"
 REVIEWERS = ["kim", "lee", "mia", "ned", "oli", "pia", "quinn", "rae", "sam", "tom", "uma"]
 ADMINS = ["root", "boss"]
 MARKDOWN = "[Session expired - log in again](https://evil.example)"
@@ -75,19 +75,8 @@ def new_context(browser):
         ctx.close()
 
 
-def frame(page):
-    """The component's frame (its keys, images and buttons live there)."""
-    page.wait_for_selector(COMPONENT)
-    return next(f for f in page.frames if "hfaid_review" in f.url)
-
-
-def login(page, url: str, name: str) -> None:
-    page.goto(url)
-    form = page.frame_locator(COMPONENT)
-    form.get_by_label("Username").fill(name)
-    form.get_by_label("Password").fill(PASSWORD)
-    form.get_by_role("button", name="Log in").click()
-    page.wait_for_selector(f"text=Signed in as {name}")
+frame = component_frame
+login = browser_login
 
 
 def shown(page, timeout: float = 45_000) -> str:
@@ -106,6 +95,13 @@ def next_image(page, before: str) -> str:
 def settle(page) -> None:
     """Wait out the 400 ms in which a key right after a new image is ignored."""
     page.wait_for_timeout(450)
+
+
+def vote_key(page, key: str, current: str) -> str:
+    """Press a vote key on the image on screen like a person (after looking); the next one."""
+    settle(page)
+    page.keyboard.press(key)
+    return next_image(page, current)
 
 
 def free(cat, image_id: str) -> None:
@@ -240,9 +236,7 @@ def test_the_second_reviewer_sees_no_hint_of_the_first_vote(server, new_context)
     ned.reload()  # whatever the page loads now, the first vote exists
     assert shown(ned) == image
     before = frame(ned).inner_text("body")
-    settle(ned)
-    ned.keyboard.press("a")
-    next_image(ned, image)
+    vote_key(ned, "a", image)
     after = frame(ned).inner_text("body")
     wait_stored(cat, "ned", 1, ned)
     bodies = [json.dumps(r.json()) for r in answers if "json" in r.headers.get("content-type", "")]
@@ -281,14 +275,11 @@ def test_focus_never_gets_stuck_and_the_keys_are_one_press_away(server, new_cont
     page = new_context().new_page()
     login(page, url, "sam")
     first = shown(page)
-    settle(page)
-    page.get_by_text("Signed in as sam").hover()
     page.mouse.click(700, 30)  # focus on the page around the component, not in it
     page.keyboard.press("?")
     frame(page).wait_for_selector(".help:not([hidden])")
     page.keyboard.press("Escape")
-    page.keyboard.press("a")
-    next_image(page, first)
+    vote_key(page, "a", first)
     assert first in wait_stored(cat, "sam", 1, page)
 
 
@@ -328,12 +319,8 @@ def test_an_admin_who_voted_and_undid_cannot_adjudicate(server, new_context):
     page = new_context().new_page()
     login(page, url, "root")
     image = shown(page)
-    settle(page)
-    page.keyboard.press("a")
-    second = next_image(page, image)
-    settle(page)
-    page.keyboard.press("u")
-    assert next_image(page, second) == image
+    second = vote_key(page, "a", image)
+    assert vote_key(page, "u", second) == image
     page.get_by_text("Signed in as root").click()
     page.locator("a[href$='/logout']").click()  # frees root's leases
     frame(page).wait_for_selector("input#name")
@@ -365,8 +352,7 @@ def test_comments_are_text_and_admins_decide_with_keys(server, new_context):
     quinn.keyboard.type(MARKDOWN)
     quinn.keyboard.press("Escape")
     quinn.keyboard.press("6")
-    quinn.keyboard.press("r")
-    next_image(quinn, image)
+    vote_key(quinn, "r", image)
     wait_stored(cat, "quinn", 1, quinn)
     free(cat, image)
     record_vote(cat, image, "rae", "accept")

@@ -19,14 +19,14 @@ sys.path.insert(0, str(HERE.parents[1]))
 from db.review import record_vote  # noqa: E402
 from tests.conftest import chromium_path  # noqa: E402
 from tests.review_fixtures import (  # noqa: E402
-    PASSWORD,
+    COMPONENT,
+    browser_login,
     build_review_catalog,
+    component_frame,
     free_port,
     start_server,
     stop_server,
 )
-
-COMPONENT = "iframe[title='review_app.component.hfaid_review']"
 
 
 def save(page, name: str, **clip) -> None:
@@ -37,18 +37,11 @@ def save(page, name: str, **clip) -> None:
     raw.unlink()
 
 
-def login(page, url: str, name: str) -> None:
-    page.goto(url)
-    form = page.frame_locator(COMPONENT)
-    form.get_by_label("Username").fill(name)
-    form.get_by_label("Password").fill(PASSWORD)
-    form.get_by_role("button", name="Log in").click()
-    page.wait_for_selector(f"text=Signed in as {name}")
+login = browser_login
 
 
 def frame(page):
-    page.wait_for_selector(COMPONENT)
-    found = [f for f in page.frames if "hfaid_review" in f.url][-1]
+    found = component_frame(page)
     found.wait_for_function("() => document.body.dataset.image !== undefined", timeout=60_000)
     return found
 
