@@ -1,18 +1,18 @@
-"""Reviewer accounts: argon2-hashed passwords, roles, disabling, and a login rate limiter."""
+"""Reviewer accounts (argon2-hashed passwords, roles, disabling) and their login sessions."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-import threading
-import time
-from collections import deque
+import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from db import review_queue
 from db.catalog import Catalog
 from db.errors import CatalogError
 
@@ -56,7 +56,8 @@ def add_reviewer(catalog: Catalog, name: str, role: str, password: str, actor: s
         raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     check_password(password)
     hashed = _HASHER.hash(password)
-    with catalog.transaction() as con:
+    with review_queue.writing(catalog) as con:
+        _require_admin(con, actor)
         if con.execute("SELECT 1 FROM reviewers WHERE name = ?", [name]).fetchone():
             raise AccountError(f"reviewer {name!r} already exists (use reset-password)")
         con.execute(
@@ -81,18 +82,29 @@ def get_reviewer(catalog: Catalog, name: str) -> Reviewer | None:
 
 
 def set_disabled(catalog: Catalog, name: str, disabled: bool = True, actor: str = "cli") -> None:
-    with catalog.transaction() as con:
+    """Disable (or enable) an account. Disabling ends its sessions and frees its leases at once:
+    its open browser can do nothing more and holds no image from others."""
+    with review_queue.writing(catalog) as con:
+        _require_admin(con, actor)
         _require(con, name)
+        if disabled and actor == name:
+            raise AccountError("you cannot disable your own account")
         con.execute("UPDATE reviewers SET disabled = ? WHERE name = ?", [disabled, name])
+        if disabled:
+            _end_sessions(con, name, "account disabled")
+            review_queue.release(con, name)
         _audit(con, actor, "account_disable" if disabled else "account_enable", {"name": name})
 
 
 def reset_password(catalog: Catalog, name: str, password: str, actor: str = "cli") -> None:
+    """Set a new password; the account's sessions end (whoever knew the old one is out)."""
     check_password(password)
     hashed = _HASHER.hash(password)
-    with catalog.transaction() as con:
+    with review_queue.writing(catalog) as con:
+        _require_admin(con, actor)
         _require(con, name)
         con.execute("UPDATE reviewers SET password_hash = ? WHERE name = ?", [hashed, name])
+        _end_sessions(con, name, "password reset")
         _audit(con, actor, "password_reset", {"name": name})
 
 
@@ -111,36 +123,84 @@ def verify_login(catalog: Catalog, name: str, password: str) -> Reviewer | None:
     return Reviewer(row[0], row[1], row[2])
 
 
-class LoginLimiter:
-    """At most `attempts` failed logins per username within `window_s` (in-process, thread-safe)."""
+# ---- sessions ------------------------------------------------------------------------------
+# A session token is 32 random bytes handed to the browser once; the catalog keeps only its
+# SHA-256, so reading the catalog (or a backup of it) gives no way into a session.
 
-    def __init__(self, attempts: int = 5, window_s: float = 300.0) -> None:
-        self.attempts = attempts
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def wait_s(self, name: str, now: float | None = None) -> float:
-        """Seconds until `name` may try again (0 when allowed)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            failures = self._failures.get(name.lower())
-            if not failures:
-                return 0.0
-            while failures and now - failures[0] > self.window_s:
-                failures.popleft()
-            if len(failures) < self.attempts:
-                return 0.0
-            return max(0.0, self.window_s - (now - failures[0]))
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    def failed(self, name: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._failures.setdefault(name.lower(), deque()).append(now)
 
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(name.lower(), None)
+def start_session(
+    catalog: Catalog, name: str, client: str | None, hours: float, now: datetime | None = None
+) -> str:
+    """A new login session for an (already verified) account; returns its token."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    with review_queue.writing(catalog) as con:
+        con.execute(
+            "INSERT INTO review_sessions (token_hash, reviewer, client, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [_token_hash(token), name, client, now, now + timedelta(hours=hours)],
+        )
+        # Sessions that ended or expired more than a day ago carry no information worth keeping.
+        con.execute(
+            "DELETE FROM review_sessions WHERE coalesce(ended_at, expires_at) < ?",
+            [now - timedelta(days=1)],
+        )
+        _audit(con, name, "login", {"client": client})
+    return token
+
+
+def session_account(con, token: str, now: datetime | None = None) -> Reviewer | None:
+    """The account behind a live session token (not ended, not expired, account enabled),
+    read on the caller's connection so every action sees the catalog as it is now."""
+    row = con.execute(
+        "SELECT r.name, r.role, r.disabled FROM review_sessions s JOIN reviewers r "
+        "ON r.name = s.reviewer WHERE s.token_hash = ? AND s.ended_at IS NULL "
+        "AND s.expires_at > ? AND NOT r.disabled",
+        [_token_hash(token), now or utcnow()],
+    ).fetchone()
+    return Reviewer(*row) if row else None
+
+
+def session_user(catalog: Catalog, token: str) -> Reviewer | None:
+    with catalog.connect() as con:
+        return session_account(con, token)
+
+
+def end_session(catalog: Catalog, token: str, why: str = "logout") -> str | None:
+    """End one session (logout) and free its reviewer's leases; returns the reviewer's name."""
+    with review_queue.writing(catalog) as con:
+        row = con.execute(
+            "UPDATE review_sessions SET ended_at = ?, ended_why = ? WHERE token_hash = ? "
+            "AND ended_at IS NULL RETURNING reviewer",
+            [utcnow(), why, _token_hash(token)],
+        ).fetchone()
+        if row is None:
+            return None
+        review_queue.release(con, row[0])
+        _audit(con, row[0], why, {})
+        return row[0]
+
+
+def _end_sessions(con, name: str, why: str) -> None:
+    con.execute(
+        "UPDATE review_sessions SET ended_at = ?, ended_why = ? WHERE reviewer = ? "
+        "AND ended_at IS NULL",
+        [utcnow(), why, name],
+    )
+
+
+def _require_admin(con, actor: str) -> None:
+    """Account changes come from the CLI (whoever can write the catalog file) or from an admin
+    whose account is enabled now: the role is read here, never remembered from a login."""
+    if actor == "cli" or actor == "demo":
+        return
+    row = con.execute("SELECT role, disabled FROM reviewers WHERE name = ?", [actor]).fetchone()
+    if row is None or row[1] or row[0] != "admin":
+        raise AccountError(f"{actor!r} is not an active admin")
 
 
 def _require(con, name: str) -> None:

@@ -47,6 +47,10 @@ READABLE: dict[str, tuple[str, ...]] = {
     "eval_outputs": (),
     "eval_scores": (),
     "orphan_images": (),
+    "review_queue": (),
+    "review_queue_meta": (),
+    "review_frontiers": (),
+    "review_skips": (),
 }
 # First words of the statements `hfaid sql` runs (DuckDB parses DESCRIBE, SHOW, SUMMARIZE,
 # FROM-first queries and VALUES as SELECT statements).

@@ -1,7 +1,7 @@
 """Keeps a busy server's catalog instance open between units of work, with gaps for other writers.
 
 Opening a DuckDB file costs tens of milliseconds (more on a loaded machine), and the review app
-opens it once per click (db.review.vote_and_next). While the app is busy, one extra connection
+opens it once per click (db.review.next_images). While the app is busy, one extra connection
 held here keeps the database instance alive, so each unit of work's own `catalog.connect()` is
 cheap. It is closed
 after `idle_s` without use, and at the latest after `max_hold_s`, followed by a `gap_s` pause in
@@ -21,10 +21,17 @@ from db.errors import CatalogLockedError
 
 class InstanceKeeper:
     def __init__(
-        self, catalog: Catalog, idle_s: float = 2.0, max_hold_s: float = 8.0, gap_s: float = 2.5
+        self,
+        catalog: Catalog,
+        idle_s: float = 2.0,
+        max_hold_s: float = 8.0,
+        gap_s: float = 2.5,
+        threads: int | None = None,
     ) -> None:
         # One try, no waiting: if another process holds the lock we simply run cold.
         self._catalog = Catalog(catalog.path, lock_timeout_s=0)
+        # DuckDB threads of the held instance: many tiny statements run cheaper on one thread.
+        self.threads = threads
         self.idle_s, self.max_hold_s, self.gap_s = idle_s, max_hold_s, gap_s
         self._lock = threading.Lock()
         self._held: AbstractContextManager | None = None
@@ -44,7 +51,9 @@ class InstanceKeeper:
                 return
             held = self._catalog.connect()
             try:
-                held.__enter__()
+                con = held.__enter__()
+                if self.threads:
+                    con.execute(f"SET threads = {int(self.threads)}")
             except CatalogLockedError:
                 return
             self._held, self._opened = held, now

@@ -1,4 +1,5 @@
-"""Admin pages: the adjudication queue and reviewer accounts."""
+"""Admin pages: adjudication (the component), unreadable files, accounts, the audit log. Every
+action names the admin, whose role and enabled flag db/ reads again from the catalog."""
 
 from __future__ import annotations
 
@@ -12,75 +13,54 @@ from db.accounts import (
     reset_password,
     set_disabled,
 )
-from db.review import ReviewError, adjudicate, adjudication_queue, image_info
+from db.review import REASONS, ReviewError, file_errors, requeue
+from db.review_stats import audit_log
+from review_app.component import review_component
 from review_app.context import context, require_user
-
-
-def _decide(image_id: str, decision: str) -> None:
-    ctx = context()
-    admin, _ = require_user(admin=True)
-    note = st.session_state.get(f"note-{image_id}", "").strip()
-    try:
-        adjudicate(ctx.catalog, image_id, admin, decision, note, run_id=ctx.run_id)
-        st.session_state["flash"] = ("success", f"{image_id[:12]} decided: {decision}.")
-    except ReviewError as exc:
-        st.session_state["flash"] = ("error", str(exc))
+from review_app.plain import plain
 
 
 def render_adjudication() -> None:
+    require_user(admin=True)
+    cfg = context().config.review
+    review_component(
+        "adjudicate", key="adjudicate", reasons=[list(r) for r in REASONS],
+        guard_ms=cfg.repeat_guard_ms, ahead=2,
+    )
+
+
+def render_files() -> None:
     ctx = context()
-    admin, _ = require_user(admin=True)
-    st.title("Adjudication")
-    flash = st.session_state.pop("flash", None)
-    if flash:
-        getattr(st, flash[0])(flash[1])
-    queue = adjudication_queue(ctx.catalog, admin)
-    everyone = adjudication_queue(ctx.catalog)
-    if len(everyone) > len(queue):
-        st.info(f"{len(everyone) - len(queue)} split image(s) you voted on need another admin.")
-    if not queue:
-        st.success("No split votes waiting for you.")
+    admin = require_user(admin=True)
+    st.title("Unreadable files")
+    rows = file_errors(ctx.catalog)
+    if not rows:
+        st.success("Every queued file could be shown.")
         return
-    st.write(f"{len(queue)} split image(s) waiting.")
-    item = queue[0]
-    image_id = item["image_id"]
-    info = image_info(ctx.catalog, image_id)
-    st.caption(f"image {image_id[:12]}")
-    if info is not None:
-        preview = ctx.previews.get(image_id, info["path"])
-        st.image(preview.fit, caption="fit view", width="stretch")
-        cols = st.columns(max(1, len(preview.crops)))
-        for col, crop in zip(cols, preview.crops, strict=False):
-            col.image(crop, caption="1:1 crop")
-    st.table(
-        [
-            {"reviewer": v["reviewer"], "vote": v["decision"], "reasons": ", ".join(v["reasons"])}
-            for v in item["votes"]
-        ]
+    st.write(f"{len(rows)} image(s) left the review queue because their file could not be shown.")
+    st.dataframe(
+        [{**r, "image_id": r["image_id"][:12]} for r in rows], hide_index=True,
+        column_config={"decided_at": "when"},
     )
-    st.text_input("Note", key=f"note-{image_id}")
-    left, right = st.columns(2)
-    left.button(
-        "Decide: accept",
-        key=f"adj-accept-{image_id}",
-        on_click=_decide,
-        args=(image_id, "accept"),
-        type="primary",
-    )
-    right.button(
-        "Decide: reject", key=f"adj-reject-{image_id}", on_click=_decide, args=(image_id, "reject")
-    )
+    with st.form("requeue"):
+        target = st.selectbox("Put back in the queue (after fixing the file)",
+                              [r["image_id"] for r in rows], format_func=lambda i: i[:12])
+        if st.form_submit_button("Requeue"):
+            try:
+                requeue(ctx.catalog, target, admin.name)
+                st.success(plain(f"{target[:12]} is back in the queue."))
+            except ReviewError as exc:
+                st.error(plain(exc))
 
 
 def render_accounts() -> None:
     ctx = context()
-    admin, _ = require_user(admin=True)
+    admin = require_user(admin=True)
     st.title("Accounts")
-    st.table(
-        [
-            {"name": r.name, "role": r.role, "disabled": r.disabled}
-            for r in list_reviewers(ctx.catalog)
-        ]
+    accounts = list_reviewers(ctx.catalog)
+    st.dataframe(
+        [{"name": r.name, "role": r.role, "disabled": r.disabled} for r in accounts],
+        hide_index=True,
     )
     with st.form("add-account", clear_on_submit=True):
         st.markdown("**Add a reviewer**")
@@ -89,24 +69,33 @@ def render_accounts() -> None:
         password = st.text_input("Initial password", type="password")
         if st.form_submit_button("Add"):
             try:
-                add_reviewer(ctx.catalog, name.strip(), role, password, actor=admin)
-                st.success(f"added {name.strip()}")
+                add_reviewer(ctx.catalog, name.strip(), role, password, actor=admin.name)
+                st.success(plain(f"added {name.strip()}"))
             except AccountError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
     with st.form("change-account"):
         st.markdown("**Change an account**")
-        names = [r.name for r in list_reviewers(ctx.catalog)]
-        target = st.selectbox("Account", names)
+        target = st.selectbox("Account", [r.name for r in accounts])
         action = st.radio("Action", ["disable", "enable", "reset password"], horizontal=True)
         new_password = st.text_input("New password (for reset)", type="password")
         if st.form_submit_button("Apply") and target:
             try:
                 if action == "reset password":
-                    reset_password(ctx.catalog, target, new_password, actor=admin)
+                    reset_password(ctx.catalog, target, new_password, actor=admin.name)
                 else:
-                    if target == admin and action == "disable":
-                        raise AccountError("you cannot disable your own account")
-                    set_disabled(ctx.catalog, target, action == "disable", actor=admin)
-                st.success(f"{action}: {target}")
+                    set_disabled(ctx.catalog, target, action == "disable", actor=admin.name)
+                ctx.sessions.forget(target)  # its open pages learn it at their next request
+                st.success(plain(f"{action}: {target}"))
             except AccountError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
+
+
+def render_audit() -> None:
+    ctx = context()
+    require_user(admin=True)
+    st.title("Audit log")
+    st.caption("Latest 500 events: votes, skips, undos, decisions, file errors, logins, accounts.")
+    st.dataframe(
+        [{**e, "image_id": (e["image_id"] or "")[:12]} for e in audit_log(ctx.catalog, 500)],
+        hide_index=True,
+    )

@@ -1,4 +1,5 @@
-"""Prepared review images: a fit-view JPEG and 1:1 crops, cached on disk and (bounded) in memory."""
+"""Prepared review images: a fit-view JPEG (never enlarged) and 1:1 crops, cached on disk and
+(bounded) in memory; the original for the loupe; why a file could not be shown."""
 
 from __future__ import annotations
 
@@ -19,17 +20,36 @@ from db.errors import CatalogError
 from hfaid_core.image_open import DEFAULT_MAX_PIXELS, open_image
 from hfaid_core.settings.review import ReviewConfig
 
+# Formats every browser decodes as-is: the loupe shows the original file's own pixels.
+BROWSER_FORMATS = {
+    "JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"
+}
+
 
 @dataclass(frozen=True)
 class Preview:
-    fit: bytes  # JPEG, longest side <= preview_max_side
+    fit: bytes  # JPEG, longest side <= preview_max_side, never larger than the original
     crops: tuple[bytes, ...]  # JPEG 1:1 crops of the full-resolution image
     width: int  # full-resolution size after EXIF rotation
     height: int
+    boxes: tuple[tuple[int, int, int, int], ...] = ()  # where each crop comes from
 
     @property
     def nbytes(self) -> int:
         return len(self.fit) + sum(len(c) for c in self.crops)
+
+
+def failure(exc: BaseException) -> tuple[str, str]:
+    """The outcome reason and one-line detail for a file that could not be opened or decoded:
+    file_missing, file_unreadable, or the reason a decode guard names (an exception with a
+    `reason` attribute, e.g. too_large)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason, text
+    if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return "file_missing", text
+    return "file_unreadable", text
 
 
 class PreviewCache:
@@ -81,11 +101,19 @@ class PreviewCache:
         return self._dir(image_id).joinpath("size.txt").exists()
 
     def prepare(self, items: list[tuple[str, str]], workers: int = 2) -> int:
-        """Build disk previews for (image_id, path) pairs lacking one; returns the count."""
-        todo = [(i, p) for i, p in items if not self._dir(i).joinpath("fit.jpg").exists()]
+        """Build disk previews for (image_id, path) pairs lacking one; returns how many were
+        built (a file that fails is left for the review server to record when it is leased)."""
+        todo = [(i, p) for i, p in items if not self._dir(i).joinpath("size.txt").exists()]
+
+        def build(item: tuple[str, str]) -> bool:
+            try:
+                self._build(*item)
+            except Exception:  # noqa: BLE001 - any decode failure is recorded at review time
+                return False
+            return True
+
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            list(pool.map(lambda item: self._build(*item), todo))
-        return len(todo)
+            return sum(pool.map(build, todo))
 
     @property
     def memory_bytes(self) -> int:
@@ -93,45 +121,63 @@ class PreviewCache:
 
     def _dir(self, image_id: str) -> Path:
         cfg = self.cfg
-        size = f"{cfg.preview_max_side}-{cfg.crop_size}-{cfg.crops}-{cfg.preview_quality}"
+        size = f"v2-{cfg.preview_max_side}-{cfg.crop_size}-{cfg.crops}-{cfg.preview_quality}"
         return self.folder / size / image_id[:2] / image_id
 
     def _load(self, image_id: str) -> Preview | None:
         folder = self._dir(image_id)
         try:
-            meta = (folder / "size.txt").read_text().split()
+            meta = [int(v) for v in (folder / "size.txt").read_text().split()]
             fit = (folder / "fit.jpg").read_bytes()
-            crops = tuple((folder / f"crop{i}.jpg").read_bytes() for i in range(int(meta[2])))
+            crops = tuple((folder / f"crop{i}.jpg").read_bytes() for i in range(meta[2]))
         except (OSError, IndexError, ValueError):
             return None
-        return Preview(fit, crops, int(meta[0]), int(meta[1]))
+        boxes = tuple(tuple(meta[3 + 4 * i : 7 + 4 * i]) for i in range(meta[2]))
+        return Preview(fit, crops, meta[0], meta[1], boxes)
 
     def _build(self, image_id: str, path: str) -> Preview:
+        """Open the file and build the fit view and crops (any error propagates: the caller
+        records it as the image's outcome, see `failure`)."""
         with open_image(path, self.max_pixels) as opened:
             img = ImageOps.exif_transpose(opened).convert("RGB")
         width, height = img.size
-        crops = tuple(
-            _jpeg(img.crop(box), self.cfg.preview_quality)
-            for box in crop_boxes(img, self.cfg.crop_size, self.cfg.crops)
-        )
+        boxes = tuple(crop_boxes(img, self.cfg.crop_size, self.cfg.crops))
+        crops = tuple(_jpeg(img.crop(box), self.cfg.preview_quality) for box in boxes)
         fit = img.copy()
+        # thumbnail() only ever shrinks: a small image keeps its own size (true pixels).
         fit.thumbnail(
             (self.cfg.preview_max_side, self.cfg.preview_max_side), Image.Resampling.LANCZOS
         )
-        preview = Preview(_jpeg(fit, self.cfg.preview_quality), crops, width, height)
+        preview = Preview(_jpeg(fit, self.cfg.preview_quality), crops, width, height, boxes)
         folder = self._dir(image_id)
         folder.mkdir(parents=True, exist_ok=True)
-        # Temp name then rename: sessions building one preview never see half a file.
+        meta = [width, height, len(crops), *(v for box in boxes for v in box)]
         files = {
             "fit.jpg": preview.fit,
             **{f"crop{i}.jpg": c for i, c in enumerate(crops)},
-            "size.txt": f"{width} {height} {len(crops)}".encode(),
+            "size.txt": " ".join(map(str, meta)).encode(),
         }
         for name, data in files.items():
-            tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}"
-            tmp.write_bytes(data)
-            os.replace(tmp, folder / name)
+            _write_atomic(folder / name, data)
         return preview
+
+    def original(self, image_id: str, path: str, fmt: str | None) -> tuple[Path, str]:
+        """The file the loupe shows at 100%/200%: the original itself when browsers decode its
+        format (they apply EXIF orientation like the previews do), else a lossless PNG of it
+        built once."""
+        if fmt in BROWSER_FORMATS:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"no file at {path}")
+            return Path(path), BROWSER_FORMATS[fmt]
+        png = self._dir(image_id) / "original.png"
+        if not png.exists():
+            with Image.open(path) as opened:
+                img = ImageOps.exif_transpose(opened).convert("RGB")
+            buf = io.BytesIO()
+            img.save(buf, format="PNG", compress_level=1)
+            png.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(png, buf.getvalue())
+        return png, "image/png"
 
 
 class Prefetcher:
@@ -204,5 +250,13 @@ def crop_boxes(img: Image.Image, size: int, count: int) -> list[tuple[int, int, 
 
 def _jpeg(img: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
+    # 4:4:4: chroma at full resolution, so colour fringes in a crop are the image's own.
+    img.save(buf, format="JPEG", quality=quality, subsampling=0)
     return buf.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    # Temp name then rename: sessions building one preview never see half a file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -15,34 +15,49 @@ import pytest
 
 from db.accounts import (
     AccountError,
-    LoginLimiter,
     add_reviewer,
+    end_session,
     list_reviewers,
+    reset_password,
+    session_user,
     set_disabled,
+    start_session,
     utcnow,
     verify_login,
 )
 from db.catalog import Catalog
 from db.images import images_passing
 from db.review import (
+    NotNeeded,
     ReviewError,
+    Rules,
     Vote,
     adjudicate,
     adjudication_queue,
+    claim_next,
+    file_errors,
+    history,
+    next_images,
+    record_file_error,
+    record_vote,
+    release,
+    requeue,
+    rule_violations,
+    sync_queue,
+    undo_decision,
+    undo_last_vote,
+    undo_vote,
+    upcoming_images,
+)
+from db.review_stats import (
     agreement,
     audit_log,
-    claim_next,
     cohen_kappa,
     current_votes,
     disagreements,
-    record_vote,
-    review_view,
+    progress,
     reviewer_progress,
-    rule_violations,
     state_counts,
-    undo_last_vote,
-    upcoming_images,
-    vote_and_next,
     vote_summary,
 )
 from db.warm import InstanceKeeper
@@ -177,6 +192,7 @@ def test_queue_follows_the_input_stage(review_catalog):
     assert claim_next(cat, "alice", "review_queue", lease_s=60) is None
     assert state_counts(cat, "review_queue")["unvoted"] == 0
     assert state_counts(cat, None)["unvoted"] == 8
+    sync_queue(cat, None)
     assert reviewer_progress(cat, "alice", None)["left"] == 8
 
 
@@ -225,16 +241,6 @@ def test_accounts_login_and_disabling(review_catalog):
     assert [r.name for r in list_reviewers(cat)] == ["alice", "bob", "boss", "carol", "root"]
 
 
-def test_login_limiter_blocks_after_repeated_failures():
-    limiter = LoginLimiter(attempts=3, window_s=60)
-    for t in range(3):
-        assert limiter.wait_s("Eve", now=float(t)) == 0
-        limiter.failed("eve", now=float(t))
-    assert limiter.wait_s("eve", now=3.0) == pytest.approx(57.0)
-    assert limiter.wait_s("mallory", now=3.0) == 0  # per username
-    assert limiter.wait_s("eve", now=61.5) == 0  # the window slides
-
-
 def test_cohen_kappa_and_agreement(review_catalog):
     assert cohen_kappa([True, False, True, False], [True, False, True, False]) == 1.0
     assert cohen_kappa([True, True, False, False], [True, False, True, False]) == 0.0
@@ -247,31 +253,47 @@ def test_cohen_kappa_and_agreement(review_catalog):
     result = agreement(cat)
     assert result["pairs"] == 4
     assert result["kappa"] == pytest.approx(0.5)  # po 0.75, pe 0.5
-    assert result["per_reason"]["blur"] == pytest.approx(0.5)
+    assert result["per_reason"]["blur"]["kappa"] == pytest.approx(0.5)
+    assert result["per_reason"]["blur"]["pairs"] == 4 and not result["reliable"]
+    # a tag only one of the two votes ever used gets no kappa (it would read as agreement)
+    record_vote(cat, images[4], "alice", "reject", ["noise"])
+    record_vote(cat, images[4], "bob", "reject", ["blur"])
+    assert agreement(cat)["per_reason"]["noise"]["kappa"] is None
+    assert agreement(cat)["per_reason"]["noise"]["first_used"] == 1
+    assert cohen_kappa([True, True], [True, True]) is None  # both raters constant: undefined
 
 
-def test_vote_and_next_votes_and_leases_the_next_image_in_one_step(review_catalog):
+def test_next_images_votes_and_tops_up_the_leases_in_one_step(review_catalog):
     cat = review_catalog
-    first = vote_and_next(cat, "alice", None, 300)
-    assert first.status is None and first.image_id == claim_next(cat, "alice", None, 300)
-    assert first.info["path"] and first.progress == reviewer_progress(cat, "alice", None)
-    step = vote_and_next(cat, "alice", None, 300, Vote(first.image_id, "reject", ("blur",), "x"))
-    assert step.status == "pending" and step.image_id not in (None, first.image_id)
-    assert step.progress["votes"] == 1 and step.info["image_id"] == step.image_id
-    assert [(v["image_id"], v["reasons"]) for v in current_votes(cat).to_pylist()] == [
-        (first.image_id, ["blur"])
+    rules = Rules(lease_s=300, ahead=2, reject_needs_reason=True)
+    first = next_images(cat, "alice", None, rules)
+    assert len(first) == 3 and first[0].image_id == claim_next(cat, "alice", None, 300)
+    with pytest.raises(ReviewError, match="needs at least one reason"):
+        next_images(cat, "alice", None, rules, Vote(first[0].image_id, "reject"))
+    step = next_images(cat, "alice", None, rules,
+                       Vote(first[0].image_id, "reject", ("blur",), "x", seen_ms=1234))
+    assert [s.image_id for s in step[:2]] == [f.image_id for f in first[1:]]
+    assert len(step) == 3 and first[0].image_id not in {s.image_id for s in step}
+    votes = current_votes(cat).to_pylist()
+    assert [(v["image_id"], v["reasons"], v["comment"]) for v in votes] == [
+        (first[0].image_id, ["blur"], "x")
     ]
+    with cat.connect() as con:
+        assert con.execute("SELECT seen_ms FROM review_votes").fetchone()[0] == 1234
     # bob is offered the image with one vote first; his vote completes it
-    bob = vote_and_next(cat, "bob", None, 300)
-    assert bob.image_id == first.image_id
-    assert vote_and_next(cat, "bob", None, 300, Vote(bob.image_id, "reject")).status == "rejected"
-    # a refused vote changes nothing: alice keeps her lease, no vote is stored
+    bob = next_images(cat, "bob", None, rules)
+    assert bob[0].image_id == first[0].image_id
+    next_images(cat, "bob", None, rules, Vote(bob[0].image_id, "reject", ("noise",)))
+    assert vote_summary(cat).to_pylist()[0]["status"] == "rejected"
+    # a refused vote changes nothing: alice keeps her leases, no vote is stored; the refusal of
+    # a vote that is no longer needed says nothing about the other votes
     with pytest.raises(ReviewError, match="already voted"):
-        vote_and_next(cat, "alice", None, 300, Vote(first.image_id, "accept"))
-    assert claim_next(cat, "alice", None, 300) == step.image_id
+        next_images(cat, "alice", None, rules, Vote(first[0].image_id, "accept"))
+    assert [x.image_id for x in next_images(cat, "alice", None, rules)] == [
+        x.image_id for x in step]
     assert current_votes(cat).num_rows == 2
-    view = review_view(cat, "alice", None, step.image_id)
-    assert (view.image_id, view.progress) == (step.image_id, step.progress)
+    with pytest.raises(NotNeeded):
+        next_images(cat, "carol", None, rules, Vote(first[0].image_id, "accept"))
     assert rule_violations(cat) == []
 
 
@@ -288,19 +310,21 @@ def test_upcoming_images_are_the_unvoted_unleased_ones_in_claim_order(review_cat
     assert all(path for _, path in upcoming_images(cat, None, 8))
 
 
-def test_concurrent_vote_and_next_sessions_never_break_the_rule(review_catalog):
-    """Sessions voting through the page's one-transaction path on whatever they are leased."""
+def test_concurrent_sessions_voting_on_their_leases_never_break_the_rule(review_catalog):
+    """Sessions voting through the API's one-transaction path on whatever they are leased."""
     cat = review_catalog
     names = ["alice", "bob", "carol", "root", "boss"]
     barrier = threading.Barrier(len(names))
     cast: list[str] = []
 
+    rules = Rules(lease_s=300, ahead=2)
+
     def session(name: str) -> None:
         barrier.wait()
-        view = vote_and_next(cat, name, None, 300)
-        while view.image_id is not None:
-            decision = "accept" if hash((name, view.image_id)) % 2 else "reject"
-            view = vote_and_next(cat, name, None, 300, Vote(view.image_id, decision))
+        held = next_images(cat, name, None, rules)
+        while held:
+            decision = "accept" if hash((name, held[0].image_id)) % 2 else "reject"
+            held = next_images(cat, name, None, rules, Vote(held[0].image_id, decision))
             cast.append(name)
 
     threads = [threading.Thread(target=session, args=(n,)) for n in names]
@@ -427,3 +451,155 @@ def test_keeper_holds_the_instance_but_leaves_gaps_for_other_processes(review_ca
     time.sleep(0.8)  # idle: the keeper lets go on its own
     assert not keeper.holding
     keeper.close()
+
+
+def test_an_undone_vote_still_bars_its_reviewer_from_adjudicating(review_catalog):
+    """Vote, wait for a split, undo inside the window, adjudicate: one person alone. Refused."""
+    cat = review_catalog
+    img = ids(cat)[0]
+    record_vote(cat, img, "root", "accept")
+    undo_last_vote(cat, "root", window_s=60, lease_s=60)
+    release(cat, "root")  # root walks away from the image handed back to re-vote
+    record_vote(cat, img, "alice", "accept")
+    record_vote(cat, img, "bob", "reject", ["noise"])
+    assert [c["image_id"] for c in adjudication_queue(cat)] == [img]
+    assert adjudication_queue(cat, "root") == []
+    with pytest.raises(ReviewError, match="an undone vote counts"):
+        adjudicate(cat, img, "root", "accept")
+    adjudicate(cat, img, "boss", "accept")
+    assert rule_violations(cat) == []
+    # the check sees a decision written behind the rule's back, undone vote and all
+    with cat.connect() as con:
+        con.execute("UPDATE review_decisions SET decided_by = 'root' WHERE image_id = ?", [img])
+    assert rule_violations(cat) == [f"adjudicated by someone who voted on it: {img}"]
+
+
+def test_disabling_ends_sessions_and_frees_leases_at_once(review_catalog):
+    cat = review_catalog
+    held = next_images(cat, "carol", None, Rules(lease_s=600, ahead=3))
+    token = start_session(cat, "carol", "10.0.0.7", hours=8)
+    assert session_user(cat, token).name == "carol"
+    with cat.connect() as con:
+        stored = con.execute("SELECT token_hash FROM review_sessions").fetchall()
+    assert stored and token not in str(stored)  # only a hash of the token is kept
+    set_disabled(cat, "carol", actor="root")
+    assert session_user(cat, token) is None
+    with cat.connect() as con:
+        sql = "SELECT count(*) FROM review_leases WHERE reviewer = 'carol'"
+        assert con.execute(sql).fetchone()[0] == 0
+    # everyone else can take carol's images right away
+    assert next_images(cat, "alice", None, Rules(ahead=3))[0].image_id == held[0].image_id
+    with pytest.raises(ReviewError, match="not an active reviewer"):
+        next_images(cat, "carol", None, Rules())
+    # a disabled admin can no longer change accounts, whatever their browser remembers
+    set_disabled(cat, "boss", actor="root")
+    with pytest.raises(AccountError, match="not an active admin"):
+        add_reviewer(cat, "mallory", "admin", PASSWORD, actor="boss")
+    with pytest.raises(AccountError, match="not an active admin"):
+        set_disabled(cat, "root", actor="alice")  # nor can a reviewer
+
+
+def test_sessions_expire_end_on_logout_and_on_password_reset(review_catalog):
+    cat = review_catalog
+    old = start_session(cat, "alice", None, hours=1, now=utcnow() - timedelta(hours=2))
+    assert session_user(cat, old) is None  # expired
+    one, two = start_session(cat, "alice", None, 1), start_session(cat, "alice", None, 1)
+    assert end_session(cat, one) == "alice" and session_user(cat, one) is None
+    assert session_user(cat, two).name == "alice"  # another tab's login is its own session
+    reset_password(cat, "alice", "a brand new password")
+    assert session_user(cat, two) is None
+    assert session_user(cat, "not-a-token") is None
+
+
+def test_skips_come_back_last_and_enough_of_them_go_to_an_admin(review_catalog):
+    cat = review_catalog
+    rules = Rules(lease_s=300, ahead=0, skips_to_admin=2)
+    first = next_images(cat, "alice", None, rules)[0].image_id
+    after = next_images(cat, "alice", None, rules, Vote(first, "skip", comment="can't tell"))
+    assert after[0].image_id != first
+    # alice gets it back only once everything else is done
+    seen = [after[0].image_id]
+    while True:
+        held = next_images(cat, "alice", None, rules, Vote(seen[-1], "accept"))
+        if not held:
+            break
+        seen.append(held[0].image_id)
+    assert seen[-1] == first and len(seen) == len(ids(cat))
+    undo_vote(cat, "alice", 60, 60, image_id=first)  # back to the skipped image, voted later
+    next_images(cat, "alice", None, rules, Vote(first, "skip"))
+    assert state_counts(cat, None)["unsure"] == 0  # one reviewer, however often, is one skip
+    held = next_images(cat, "bob", None, rules)
+    while held[0].image_id != first:
+        held = next_images(cat, "bob", None, rules, Vote(held[0].image_id, "accept"))
+    next_images(cat, "bob", None, rules, Vote(first, "skip"))
+    assert state_counts(cat, None)["unsure"] == 1
+    case = adjudication_queue(cat, "root")[0]
+    assert (case["image_id"], case["kind"]) == (first, "unsure")
+    assert [s["comment"] for s in case["skips"]] == ["can't tell", None, None]
+    assert next_images(cat, "carol", None, rules) == []  # out of the queue (the rest is done)
+    adjudicate(cat, first, "root", "reject", "cropped badly")
+    assert vote_summary(cat).to_pylist() and rule_violations(cat) == []
+    assert undo_decision(cat, "root", window_s=60) == first  # the admin takes it back
+    assert [c["image_id"] for c in adjudication_queue(cat)] == [first]
+    assert [h["decision"] for h in history(cat, "bob", 60)][:1] == ["skip"]
+
+
+def test_change_my_vote_inside_the_window_only(review_catalog):
+    cat = review_catalog
+    images = ids(cat)
+    t0 = utcnow()
+    record_vote(cat, images[0], "alice", "accept", now=t0)
+    record_vote(cat, images[1], "alice", "reject", ["blur"], now=t0 + timedelta(seconds=10))
+    mine = history(cat, "alice", window_s=60, now=t0 + timedelta(seconds=30))
+    assert [(h["image_id"], h["can_change"]) for h in mine] == [(images[1], True),
+                                                                 (images[0], True)]
+    late = t0 + timedelta(seconds=65)
+    assert [h["can_change"] for h in history(cat, "alice", 60, now=late)] == [True, False]
+    with pytest.raises(ReviewError, match="can no longer be undone"):
+        undo_vote(cat, "alice", 60, 60, image_id=images[0], now=late)
+    assert undo_vote(cat, "alice", 60, 60, image_id=images[1], now=late) == images[1]
+    assert claim_next(cat, "alice", None, 60, now=late) == images[1]  # first in line again
+    record_vote(cat, images[1], "alice", "accept", now=late)
+    assert [(v["image_id"], v["decision"]) for v in current_votes(cat).to_pylist()] == [
+        (images[0], "accept"), (images[1], "accept")]
+
+
+def test_a_file_error_takes_the_image_out_of_every_queue_until_requeued(review_catalog):
+    cat = review_catalog
+    rules = Rules(lease_s=300, ahead=1)
+    img = next_images(cat, "alice", None, rules)[0].image_id
+    assert next_images(cat, "bob", None, rules)[0].image_id == img
+    assert record_file_error(cat, img, "file_missing", "/x/a.jpg: gone", actor="alice")
+    assert not record_file_error(cat, img, "file_missing", "again", actor="bob")  # once
+    assert img not in {x.image_id for x in next_images(cat, "alice", None, rules)}
+    assert img not in {x.image_id for x in next_images(cat, "bob", None, rules)}
+    assert outcome(cat, img) == ("error", "file_missing", "/x/a.jpg: gone")
+    assert [(e["image_id"], e["reason"]) for e in file_errors(cat)] == [(img, "file_missing")]
+    assert state_counts(cat, None)["file_error"] == 1
+    with pytest.raises(ReviewError, match="not an admin"):
+        requeue(cat, img, "alice")
+    requeue(cat, img, "root")
+    assert outcome(cat, img) is None and file_errors(cat) == []
+    assert img in {x.image_id for x in next_images(cat, "carol", None, rules)}
+    # an image already decided keeps its outcome
+    done = ids(cat)[5]
+    record_vote(cat, done, "alice", "accept")
+    record_vote(cat, done, "bob", "accept")
+    assert not record_file_error(cat, done, "file_unreadable", "broken", actor="carol")
+    assert outcome(cat, done)[:2] == ("pass", "accepted")
+    assert rule_violations(cat) == []
+
+
+def test_progress_counts_votes_needed_and_paces_without_breaks(review_catalog):
+    cat = review_catalog
+    images = ids(cat)
+    t0 = utcnow() - timedelta(hours=2)
+    for i, img in enumerate(images[:4]):  # 4 votes a minute apart, a long break, 1 more
+        record_vote(cat, img, "alice", "accept", now=t0 + timedelta(minutes=i))
+    record_vote(cat, images[4], "alice", "accept", now=t0 + timedelta(minutes=90))
+    sync_queue(cat, None)
+    prog = progress(cat, None)
+    alice = prog["reviewers"][0]
+    assert alice["votes"] == 5 and alice["votes_per_hour"] == pytest.approx(5 / (3 / 60))
+    assert alice["left"] == 3 and prog["team"]["votes_needed"] == 16 - 5
+    assert prog["team"]["votes_cast"] == 5 and prog["team"]["eta_hours"] == pytest.approx(11.0)

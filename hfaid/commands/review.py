@@ -31,7 +31,8 @@ from hfaid.output import stdout
 from hfaid_core.errors import HfaidError
 from review_app.server_env import ENV_CATALOG, ENV_CONFIG, ENV_RUN, ENV_STAGE
 
-APP_SCRIPT = Path(review_app.__file__).resolve().parent / "app.py"
+# The Starlette app (st.App) that serves the Streamlit pages plus the review API.
+APP_SCRIPT = Path(review_app.__file__).resolve().parent / "server.py"
 
 reviewers_app = typer.Typer(help="Reviewer accounts for the review app.", no_args_is_help=True)
 app.add_typer(reviewers_app, name="reviewers")
@@ -108,7 +109,7 @@ def review(
     if prepare and queue.num_rows:
         from review_app.previews import PreviewCache
 
-        cache = PreviewCache(cat.work_dir / "previews", cfg.review)
+        cache = PreviewCache(cat.work_dir / "previews", cfg.review, cfg.decode.max_pixels)
         built = cache.prepare(
             list(zip(queue["image_id"].to_pylist(), queue["path"].to_pylist(), strict=True)),
             workers=os.cpu_count() or 1,
