@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,15 @@ def catalog(tmp_path: Path) -> Catalog:
     cat = Catalog(tmp_path / "catalog.duckdb", lock_timeout_s=10)
     migrate(cat)
     return cat
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Streamlit's AppTest leaves its temporary script as `__main__`; worker processes started
+    with "spawn" re-run `__main__`, so a later in-process job would crash its pool."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture

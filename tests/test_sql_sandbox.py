@@ -9,7 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from db.accounts import add_reviewer
+from db.accounts import add_reviewer, start_session
 from db.catalog import Catalog
 from db.errors import CatalogError
 from db.query import run_readonly_query
@@ -19,13 +19,11 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def secrets_catalog(catalog: Catalog, tmp_path: Path) -> Catalog:
-    """A catalog with a reviewer (argon2 hash), a session-token table as the review app adds
-    it, and a table some later migration adds that no one has allowed yet."""
+    """A catalog with a reviewer (argon2 hash), a live login session (review_sessions holds
+    its token's hash), and a table some later migration adds that no one has allowed yet."""
     add_reviewer(catalog, "alice", "reviewer", PASSWORD)
+    start_session(catalog, "alice", "127.0.0.1", hours=1)
     with catalog.connect() as con:
-        con.execute("CREATE TABLE IF NOT EXISTS review_sessions "
-                    "(token_hash VARCHAR, reviewer VARCHAR, expires_at TIMESTAMP)")
-        con.execute("INSERT INTO review_sessions VALUES ('sha256:feedface', 'alice', now())")
         con.execute("CREATE TABLE later_table (secret VARCHAR)")
         con.execute("INSERT INTO later_table VALUES ('launch codes')")
     (tmp_path / "local.csv").write_text("a,b\n1,2\n")

@@ -160,7 +160,8 @@ def test_missing_embedding_weights_and_bad_options_are_one_line_errors(tmp_path,
     assert "hfaid weights fetch clip-vit-b32" in err and "Traceback" not in err
     for args, message in (
         (["--method", "clip"], "--method must be phash or embedding"),
-        (["--method", "embedding", "--min-cosine", "1.5"], "--min-cosine must be in (0, 1]"),
+        (["--method", "embedding", "--min-cosine", "1.5"],
+         "--min-cosine = 1.5: must be between 0 and 1"),
     ):
         code, _, err = cli("dedup", *args, "--catalog", cat, "--config", config)
         assert code == 2 and message in err
