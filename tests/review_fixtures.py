@@ -100,3 +100,9 @@ def component_frame(page):
     """The component's frame (its keys, images and buttons live there)."""
     page.wait_for_selector(COMPONENT)
     return [f for f in page.frames if "hfaid_review" in f.url][-1]
+
+
+def wait_in_component(page, selector: str, timeout: float = 45_000) -> None:
+    """Wait until the component shows `selector`, finding its frame again on every try: a
+    logout or reload replaces the frame while the wait runs."""
+    page.frame_locator(COMPONENT).last.locator(selector).first.wait_for(timeout=timeout)

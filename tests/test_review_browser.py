@@ -20,6 +20,7 @@ from tests.review_fixtures import (
     free_port,
     start_server,
     stop_server,
+    wait_in_component,
 )
 
 pytestmark = pytest.mark.browser
@@ -212,12 +213,12 @@ def test_reload_and_new_tabs_keep_the_session_and_logout_ends_it(server, new_con
     assert shown(tab) == first  # a new tab is the same session
     other = new_context().new_page()
     other.goto(url)
-    frame(other).wait_for_selector("input#name")  # another browser is not
+    wait_in_component(other, "input#name")  # another browser is not
     page.get_by_text("Signed in as lee").click()
     page.locator("a[href$='/logout']").click()
-    frame(page).wait_for_selector("input#name")
+    wait_in_component(page, "input#name")
     tab.keyboard.press("a")  # the other tab's next action finds the session gone
-    frame(tab).wait_for_selector("text=Your session has ended")
+    wait_in_component(tab, "text=Your session has ended")
 
 
 def test_the_second_reviewer_sees_no_hint_of_the_first_vote(server, new_context):
@@ -283,7 +284,7 @@ def test_focus_never_gets_stuck_and_the_keys_are_one_press_away(server, new_cont
     first = shown(page)
     page.mouse.click(700, 30)  # focus on the page around the component, not in it
     page.keyboard.press("?")
-    frame(page).wait_for_selector(".help:not([hidden])")
+    wait_in_component(page, ".help:not([hidden])")
     page.keyboard.press("Escape")
     vote_key(page, "a", first)
     assert first in wait_stored(cat, "sam", 1, page)
@@ -297,7 +298,7 @@ def test_a_missing_file_is_recorded_and_the_queue_moves_on(server, new_context):
     page = new_context().new_page()
     login(page, url, "oli")
     assert shown(page) == held[1].image_id
-    frame(page).wait_for_selector("text=file_missing")
+    wait_in_component(page, "text=file_missing")
     assert [(e["image_id"], e["reason"]) for e in file_errors(cat)] == [(gone.image_id,
                                                                         "file_missing")]
     admin = new_context().new_page()
@@ -315,7 +316,7 @@ def test_a_disabled_admin_can_do_nothing_more(server, new_context):
     page.get_by_label("Initial password").fill("a long enough password")
     set_disabled(cat, "boss", actor="root")  # another admin disables boss meanwhile
     page.get_by_role("button", name="Add").click()
-    frame(page).wait_for_selector("input#name")  # back at the login page
+    wait_in_component(page, "input#name")  # back at the login page
     assert "mallory" not in {r.name for r in list_reviewers(cat)}
     set_disabled(cat, "boss", False, actor="root")
 
@@ -329,7 +330,7 @@ def test_an_admin_who_voted_and_undid_cannot_adjudicate(server, new_context):
     assert vote_key(page, "u", second) == image
     page.get_by_text("Signed in as root").click()
     page.locator("a[href$='/logout']").click()  # frees root's leases
-    frame(page).wait_for_selector("input#name")
+    wait_in_component(page, "input#name")
     free(cat, image)
     record_vote(cat, image, "tom", "accept")
     record_vote(cat, image, "uma", "reject", ["noise"])
@@ -420,7 +421,7 @@ def test_without_a_session_no_image_is_served(server, new_context):
     page = new_context().new_page()
     for path in ("", "/review", "/adjudication", "/dashboard", "/files"):
         page.goto(url + path)
-        frame(page).wait_for_selector("input#name")
+        wait_in_component(page, "input#name")
         assert page.locator("img").count() == 0
     with cat.connect() as con:
         image = con.execute("SELECT image_id FROM images LIMIT 1").fetchone()[0]
