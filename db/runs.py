@@ -74,14 +74,16 @@ def _dicts(catalog: Catalog, sql: str, params: list[Any]) -> list[dict[str, Any]
 
 def finished_runs(catalog: Catalog, commands: tuple[str, ...]) -> list[dict[str, Any]]:
     """Runs of `commands` that ended "done", oldest first, with config and counts parsed."""
-    with catalog.connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT run_id, command, config, counts FROM runs WHERE status = 'done' "
-            "AND list_contains(?::VARCHAR[], command) ORDER BY run_id",
-            [list(commands)],
-        ).fetchall()
-    return [{"run_id": r, "command": c, "config": json.loads(cfg or "{}"),
-             "counts": json.loads(counts or "{}")} for r, c, cfg, counts in rows]
+    rows = _dicts(
+        catalog,
+        "SELECT run_id, command, config, counts FROM runs WHERE status = 'done' "
+        "AND list_contains(?::VARCHAR[], command) ORDER BY run_id",
+        [list(commands)],
+    )
+    for row in rows:
+        row["config"] = json.loads(row["config"] or "{}")
+        row["counts"] = json.loads(row["counts"] or "{}")
+    return rows
 
 
 def mark_interrupted(catalog: Catalog, run_ids: list[int]) -> None:

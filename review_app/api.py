@@ -90,13 +90,19 @@ async def _session(
     """The context, the session's account (checked against the catalog) and its token."""
     ctx = await run_in_threadpool(context)
     cookie = conn.cookies.get(COOKIE)
-    user = await run_in_threadpool(ctx.user, cookie)
-    if user is None:
-        raise Refused(401, "Your session has ended (logged out, expired or disabled); "
-                           "log in again.")
+    user = await run_in_threadpool(_account, ctx, cookie)
     if admin and not user.is_admin:
         raise Refused(403, "Admins only.")
     return ctx, user, ctx.sessions.token(cookie)
+
+
+def _account(ctx: AppContext, cookie: str | None) -> Reviewer:
+    """The enabled account behind the session cookie; refused (401) when the session ended."""
+    user = ctx.user(cookie)
+    if user is None:
+        raise Refused(401, "Your session has ended (logged out, expired or disabled); "
+                           "log in again.")
+    return user
 
 
 def _image_id(value: Any) -> str:
@@ -289,10 +295,7 @@ def _allowed(ctx: AppContext, request: Request, image_id: str) -> tuple[Reviewer
     """The session's account and the image's file if this session may load it: a ticket handed
     out with the lease (no catalog query), else the catalog's word (a lease, a vote, admin)."""
     cookie = request.cookies.get(COOKIE)
-    user = ctx.user(cookie)
-    if user is None:
-        raise Refused(401, "Your session has ended (logged out, expired or disabled); "
-                           "log in again.")
+    user = _account(ctx, cookie)
     token = ctx.sessions.token(cookie)
     ticket = request.query_params.get("t")
     if not ctx.tickets.allows(ticket, token, image_id):
