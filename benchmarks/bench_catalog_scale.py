@@ -2,7 +2,7 @@
 `hfaid scores` under 1 GB of memory at 1M.
 
 Usage: flock -x /tmp/hfaid-bench.lock .venv/bin/python benchmarks/bench_catalog_scale.py
-       [--sizes 10000,1000000] [--repeats 2]
+       [--sizes 10000,1000000] [--repeats 2] [--repo DIR]
 
 Both catalogs are synthetic and built in SQL with the real schema (every migration applied)
 and the proportions of a real 1M pool: per image a path, 9 clean measurements, clean and dedup
@@ -10,9 +10,11 @@ outcomes; score outcomes and 3 stage-2 metrics for the 72% that pass dedup, Q-Al
 for the best quarter of those, and 3,000 reviewer verdicts (1M: 1M images, 2.5M outcomes,
 12.3M score rows). Each step is the CLI in a fresh process (start-up included, as a user runs
 it), timed from outside, with the process's peak RSS from GNU time; "review next" is
-db.review.claim_next over a materialised queue of every image (the review app's click),
-timed in-process.
-Steps alternate between the two sizes and the best of --repeats counts.
+db.review.claim_next over a materialised queue of every image (the review app's click), and
+"write scores" is db.scores.write_scores of 3 metrics for 1,024 scored images (a scoring
+job's merge, at a new version), both timed in-process.
+Steps alternate between the two sizes and the best of --repeats counts. --repo runs
+everything with the code of another checkout (an older commit's worktree: before/after).
 """
 
 from __future__ import annotations
@@ -27,11 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from db.accounts import add_reviewer  # noqa: E402
-from db.catalog import Catalog  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # --repo replaces it before any step runs
 HFAID = [sys.executable, "-m", "hfaid.cli"]
 N01 = "(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))"  # seeded standard normal
 CLEAN_METRICS = ("laplacian_var", "brightness", "entropy", "gray_delta", "short_side",
@@ -53,10 +51,27 @@ start = time.perf_counter()
 claim_next(catalog, "bench", None, 300.0)
 print(time.perf_counter() - start)
 """
+WRITE_SCORES = """
+import sys, time, pyarrow as pa
+from db.catalog import Catalog
+from db.scores import write_scores
+catalog = Catalog(__import__("pathlib").Path(sys.argv[1]))
+with catalog.connect(read_only=True) as con:
+    ids = [r[0] for r in con.execute("SELECT DISTINCT image_id FROM scores "
+                                     "WHERE metric = 'niqe' ORDER BY 1 LIMIT 1024").fetchall()]
+n = 3 * len(ids)
+rows = pa.table({"image_id": ids * 3, "value": [0.5] * n, "version": [f"v{time.time_ns()}"] * n,
+                 "metric": [m for m in ("maniqa", "clipiqa", "niqe") for _ in ids]})
+start = time.perf_counter()
+assert write_scores(catalog, rows, 0) == rows.num_rows
+print(time.perf_counter() - start)
+"""
 
 
 def build_catalog(path: Path, n: int) -> None:
     """The synthetic catalog described in the module docstring."""
+    from db.accounts import add_reviewer
+    from db.catalog import Catalog
     subprocess.run([*HFAID, "init", "--catalog", str(path)], check=True, cwd=REPO,
                    capture_output=True)
     con = duckdb.connect(str(path))
@@ -86,6 +101,15 @@ def build_catalog(path: Path, n: int) -> None:
     con.execute("INSERT INTO stage_outcomes (image_id, stage, status, reason) "
                 "SELECT image_id, 'review', CASE WHEN q + 0.5 * random() > 1.2 THEN 'pass' "
                 "ELSE 'reject' END, NULL FROM lat WHERE u < 0.72 AND q > 0.67 LIMIT 3000")
+    try:  # the scores were written in SQL: fill the wide table their writes would have kept
+        from db.scores import rebuild_latest_scores
+    except ImportError:  # --repo: code from before the wide table
+        pass
+    else:
+        with con.cursor() as cur:
+            cur.execute("BEGIN")
+            rebuild_latest_scores(cur)
+            cur.execute("COMMIT")
     con.close()
     add_reviewer(Catalog(path), "bench", "reviewer", "a long enough bench password")
 
@@ -104,8 +128,9 @@ def run_cli(argv: list[str]) -> tuple[float, int]:
     return wall, int(peak.split()[1]) * 1024
 
 
-def next_item(catalog: Path) -> tuple[float, int]:
-    out = subprocess.run([sys.executable, "-c", NEXT_ITEM, str(catalog)], cwd=REPO, check=True,
+def in_process(snippet: str, catalog: Path) -> tuple[float, int]:
+    """The seconds a snippet prints (it times its own call, start-up excluded)."""
+    out = subprocess.run([sys.executable, "-c", snippet, str(catalog)], cwd=REPO, check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1]), 0
 
@@ -121,15 +146,20 @@ def steps(catalog: Path, tmp: Path) -> dict:
         "scores --format parquet": lambda: run_cli(
             ["scores", "--format", "parquet", "--out", str(tmp / f"{catalog.stem}.parquet"), *c]),
         "report": lambda: run_cli(["report", "--out", str(tmp / f"report-{catalog.stem}"), *c]),
-        "review queue: next item (claim_next)": lambda: next_item(catalog),
+        "review queue: next item (claim_next)": lambda: in_process(NEXT_ITEM, catalog),
+        "write scores: 1,024 images x 3 metrics": lambda: in_process(WRITE_SCORES, catalog),
     }
 
 
 def main() -> None:
+    global REPO
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose code runs")
     args = parser.parse_args()
+    REPO = args.repo.resolve()
+    sys.path.insert(0, str(REPO))
     small, large = (int(s) for s in args.sizes.split(","))
     with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK)
                                      else None) as folder:

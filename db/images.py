@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from db.catalog import Catalog
 from db.outcomes import error_summary
+from db.scores import refresh_latest_paths
 
 
 def changed_paths(catalog: Catalog, scanned: pa.Table) -> pa.Table:
@@ -64,6 +65,8 @@ def merge_ingest_results(catalog: Catalog, result_files: list[Path], run_id: int
             "DELETE FROM orphan_images WHERE image_id IN "
             "(SELECT image_id FROM batch WHERE image_id IS NOT NULL)"
         )
+        refresh_latest_paths(con, "SELECT image_id FROM replaced UNION "
+                                  "SELECT image_id FROM batch WHERE image_id IS NOT NULL")
         con.execute("DROP TABLE replaced")
         merged = con.execute("SELECT count(*) FROM batch").fetchone()[0]
         con.execute("DROP TABLE batch")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
+import duckdb
+
 from db.catalog import Catalog, in_transaction
 from db.errors import CatalogError
+from db.scores import rebuild_latest_scores
 
 _NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>\w+)\.sql$")
 
@@ -17,6 +21,11 @@ class Migration:
     version: int
     name: str
     sql: str
+    # A data step SQL cannot say (columns named by the data), run in the same transaction.
+    follow_up: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+
+
+_FOLLOW_UPS = {13: rebuild_latest_scores}
 
 
 def available_migrations() -> list[Migration]:
@@ -25,7 +34,9 @@ def available_migrations() -> list[Migration]:
     for entry in resources.files("db.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
-            found.append(Migration(int(match["version"]), match["name"], entry.read_text()))
+            version = int(match["version"])
+            found.append(Migration(version, match["name"], entry.read_text(),
+                                   _FOLLOW_UPS.get(version)))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -79,6 +90,8 @@ def migrate(
                 continue
             with in_transaction(con):
                 con.execute(migration.sql)
+                if migration.follow_up is not None:
+                    migration.follow_up(con)
                 con.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                     [migration.version, migration.name],

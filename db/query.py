@@ -51,6 +51,8 @@ READABLE: dict[str, tuple[str, ...]] = {
     "review_queue_meta": (),
     "review_frontiers": (),
     "review_skips": (),
+    "score_columns": (),
+    "scores_latest": (),  # its columns m<n> show under their metrics' names
 }
 # First words of the statements `hfaid sql` runs (DuckDB parses DESCRIBE, SHOW, SUMMARIZE,
 # FROM-first queries and VALUES as SELECT statements).
@@ -156,9 +158,14 @@ class _Sandbox:
         return self
 
     def lock(self) -> None:
+        metric_of = {f"m{position}": metric for position, metric in self.con.execute(
+            f"SELECT position, metric FROM {self.alias}.main.score_columns").fetchall()}
         for table, columns in self.columns.items():
             if table in READABLE:
-                listed = ", ".join(f'"{c}"' for c in columns if c not in READABLE[table])
+                listed = ", ".join(
+                    _quoted(c) + (f" AS {_quoted(metric_of[c])}"
+                                  if table == "scores_latest" and c in metric_of else "")
+                    for c in columns if c not in READABLE[table])
                 self.con.execute(
                     f'CREATE VIEW "{table}" AS SELECT {listed} FROM {self.alias}.main."{table}"'
                 )
@@ -167,6 +174,10 @@ class _Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.con.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _names(sql: str) -> list[str]:

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from db.catalog import Catalog
 from db.images import passing_join
+from db.scores import insert_scores
 
 STAGE = "score"
 RESULT_SCHEMA = pa.schema(
@@ -77,16 +78,9 @@ def merge_score_results(catalog: Catalog, result_files: list[Path], run_id: int)
             "CREATE TEMP TABLE batch AS SELECT * FROM read_parquet(?, union_by_name = true)",
             [[str(f) for f in result_files]],
         )
-        added = con.execute(
-            "INSERT INTO scores (image_id, metric, value, version, run_id) "
-            "SELECT b.image_id, b.metric, b.value, b.version, ? FROM ("
-            "  SELECT DISTINCT ON (image_id, metric, version) image_id, metric, value, version "
-            "  FROM batch WHERE status = 'ok' AND value IS NOT NULL "
-            "  ORDER BY image_id, metric, version) b "
-            "WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.image_id = b.image_id "
-            "AND s.metric = b.metric AND s.version = b.version)",
-            [run_id],
-        ).fetchone()[0]
+        added = insert_scores(
+            con, "SELECT image_id, metric, value, version FROM batch "
+            "WHERE status = 'ok' AND value IS NOT NULL", run_id)
         con.execute(
             """
             CREATE TEMP TABLE outcome AS

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from db.scores import insert_scores
 from db.stages import live_only
 
 if TYPE_CHECKING:  # clean's workers import CLEAN_RESULT_SCHEMA and never load duckdb
@@ -86,13 +87,7 @@ def merge_clean_results(
             "SELECT image_id, ?, status, reason, detail, notes, ? FROM batch",
             [version, run_id],
         )
-        con.execute(
-            f"INSERT INTO scores (image_id, metric, value, version, run_id) "
-            f"SELECT u.image_id, u.metric, u.value, u.version, ? FROM ({unpivot}) u "
-            f"WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE s.image_id = u.image_id "
-            f"AND s.metric = u.metric AND s.version = u.version)",
-            [run_id],
-        )
+        insert_scores(con, unpivot, run_id)
         con.execute("DELETE FROM phashes WHERE image_id IN (SELECT image_id FROM batch)")
         con.execute(
             "INSERT INTO phashes (image_id, phash, version, run_id) "
