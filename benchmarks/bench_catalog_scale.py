@@ -106,10 +106,7 @@ def build_catalog(path: Path, n: int) -> None:
     except ImportError:  # --repo: code from before the wide table
         pass
     else:
-        with con.cursor() as cur:
-            cur.execute("BEGIN")
-            rebuild_latest_scores(cur)
-            cur.execute("COMMIT")
+        rebuild_latest_scores(con)
     con.close()
     add_reviewer(Catalog(path), "bench", "reviewer", "a long enough bench password")
 
@@ -183,8 +180,10 @@ def main() -> None:
                         best[n] = (wall, max(rss, best.get(n, (0, 0))[1]))
             ratio = best[large][0] / best[small][0]
             rss = f"{best[large][1] / 2**20:,.0f} MB" if best[large][1] else "-"
+            verdict = ("" if name.startswith("write") or ratio <= 2.5  # writes: no goal
+                       else " (not met)")
             print(f"| {name} | {best[small][0]:.2f} | {best[large][0]:.2f} | {ratio:.2f}x"
-                  f"{'' if ratio <= 2.5 else ' (not met)'} | {rss} |", flush=True)
+                  f"{verdict} | {rss} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
 HFAID = [sys.executable, "-m", "hfaid.cli"]
+sys.path.insert(0, str(REPO))
+from db.scores import rebuild_latest_scores  # noqa: E402
 
 # Box-Muller standard normal from DuckDB's seeded random().
 N01 = "(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))"
@@ -69,6 +71,7 @@ def build_catalog(path: Path, n: int) -> None:
             f"SELECT image_id, '{metric}', {expr.format(e=N01)}, 'synthetic-1' FROM lat "
             f"WHERE u < 0.72"
         )
+    rebuild_latest_scores(con)  # the scores were written in SQL: the table their writes keep
     con.close()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from db.catalog import Catalog
+from db.scores import latest_columns
 
 _IDS = pa.schema([("image_id", pa.string())])
 
@@ -63,22 +64,21 @@ def export_inputs(catalog: Catalog, stage: str | None, status: str | None) -> Ex
 
 
 def score_means(catalog: Catalog, image_ids: list[str]) -> list[dict[str, Any]]:
-    """Per metric (latest version per image): mean and count over the given images and over
-    every scored image, for the datasheet's Table-3-style comparison."""
+    """Per metric (latest value per image, NaN none): mean and count over the given images and
+    over every scored image, for the datasheet's Table-3-style comparison."""
     ids = pa.table({"image_id": pa.array(image_ids, pa.string())}, schema=_IDS)
     with catalog.connect(read_only=True) as con:
         con.register("wanted", ids)
-        rows = con.execute(
-            """
-            WITH latest AS (SELECT image_id, metric, arg_max(value, created_at) AS value
-                            FROM scores GROUP BY image_id, metric)
-            SELECT metric,
-                   avg(value) FILTER (WHERE image_id IN (SELECT image_id FROM wanted)),
-                   count(value) FILTER (WHERE image_id IN (SELECT image_id FROM wanted)),
-                   avg(value), count(value)
-            FROM latest GROUP BY metric ORDER BY metric
-            """
-        ).fetchall()
+        column = latest_columns(con)
+        # One scan of the wide table: four aggregates per metric column.
+        aggregates = ", ".join(
+            f"avg({c}) FILTER (WHERE chosen), count({c}) FILTER (WHERE chosen), "
+            f"avg({c}), count({c})" for c in column.values())
+        row = con.execute(
+            f"SELECT {aggregates or 'NULL'} FROM (SELECT *, image_id IN "
+            "(SELECT image_id FROM wanted) AS chosen FROM scores_latest)"
+        ).fetchone()
+    rows = [(m, *row[4 * i:4 * i + 4]) for i, m in enumerate(column)]
     return [{"metric": m, "export_mean": em, "export_n": en, "pool_mean": pm, "pool_n": pn}
             for m, em, en, pm, pn in rows]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from db.catalog import Catalog
+from db.scores import latest_columns
 from db.selection import _lit
 
 # Selection stages whose pass flags the report needs, plus the human verdict.
@@ -15,16 +16,12 @@ def report_frame(catalog: Catalog, metrics: list[str], only_reviewed: bool = Fal
                  ) -> dict[str, np.ndarray]:
     """Columns image_id, source, one float per metric (NaN = none), passed_<stage>
     booleans and `human` (1 accepted, 0 rejected, -1 not reviewed) as NumPy arrays."""
-    wanted = ", ".join(_lit(m) for m in metrics) or "NULL"
     with catalog.connect(read_only=True) as con:
         con.execute("SET enable_progress_bar = false")
-        multi = {r[0] for r in con.execute(
-            f"SELECT metric FROM scores WHERE metric IN ({wanted}) GROUP BY metric "
-            "HAVING count(DISTINCT version) > 1").fetchall()}
-        cols = ", ".join(
-            f"{'arg_max(value, created_at)' if m in multi else 'max(value)'} "
-            f"FILTER (WHERE metric = {_lit(m)}) AS m{i}" for i, m in enumerate(metrics)
-        ) or "NULL AS _none"
+        column = latest_columns(con)
+        cols = ", ".join(f"{column[m]} AS m{i}" if m in column else f"NULL::DOUBLE AS m{i}"
+                         for i, m in enumerate(metrics)) or "NULL AS _none"
+        any_wanted = " OR ".join(f"{column[m]} IS NOT NULL" for m in metrics if m in column)
         flags = ", ".join(
             f"coalesce(bool_or(stage = {_lit(s)} AND status = 'pass'), false) AS passed_{s}"
             for s in FLAG_STAGES
@@ -36,9 +33,7 @@ def report_frame(catalog: Catalog, metrics: list[str], only_reviewed: bool = Fal
         cur = con.execute(
             f"""
             WITH w AS (
-                SELECT image_id, {cols} FROM scores {narrow}
-                WHERE metric IN ({wanted}) AND value IS NOT NULL AND NOT isnan(value)
-                GROUP BY image_id
+                SELECT image_id, {cols} FROM scores_latest {narrow} WHERE {any_wanted or 'false'}
             ),
             o AS (
                 SELECT image_id, {flags},

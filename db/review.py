@@ -22,6 +22,7 @@ from db.review_stats import (  # noqa: F401
     state_counts,
     vote_summary,
 )
+from db.scores import latest_columns
 
 STAGE = "review"
 DECISIONS = ("accept", "reject")
@@ -602,11 +603,10 @@ def viewable(con, image_id: str, name: str, admin: bool) -> dict[str, Any] | Non
 def image_scores(catalog: Catalog, image_id: str) -> dict[str, float | None]:
     """The image's latest score per metric (shown only when [review] show_scores is on)."""
     with catalog.connect() as con:
-        return dict(con.execute(
-            "SELECT metric, arg_max(value, created_at) FROM scores WHERE image_id = ? "
-            "GROUP BY metric ORDER BY metric",
-            [image_id],
-        ).fetchall())
+        column = latest_columns(con)
+        row = con.execute(f"SELECT {', '.join(column.values()) or 'NULL'} FROM scores_latest "
+                          "WHERE image_id = ?", [image_id]).fetchone()
+    return {m: v for m, v in zip(column, row or (), strict=False) if v is not None}
 
 
 def vote_details(catalog: Catalog, image_id: str) -> list[dict[str, Any]]:

@@ -56,15 +56,16 @@ def insert_scores(
 
 
 def _carry_latest(con: duckdb.DuckDBPyConnection) -> None:
-    """new_scores are the newest rows of their (image, metric): they overwrite its cell (a NULL
-    value never does). At 1M images this is one scan of the 1M-row table per write."""
+    """new_scores are the newest rows of their (image, metric): they overwrite its cell (NULL
+    and NaN never do). At 1M images this is one scan of the 1M-row table per write."""
     metrics = [r[0] for r in con.execute(
         "SELECT DISTINCT metric FROM new_scores ORDER BY 1").fetchall()]
     positions = _positions(con, metrics)
     cols = [f"m{positions[m]}" for m in metrics]
-    # A metric written at two versions in one call: the greater version string wins.
-    pivot = ", ".join(f"arg_max(value, version) FILTER (WHERE metric = {_literal(m)}) AS {c}"
-                      for m, c in zip(metrics, cols, strict=True))
+    # A metric written at two versions in one call: the greater version string wins. NaN is
+    # no value (selection's rule): it leaves the cell as it was.
+    pivot = ", ".join(f"arg_max(value, version) FILTER (WHERE metric = {_literal(m)} "
+                      f"AND NOT isnan(value)) AS {c}" for m, c in zip(metrics, cols, strict=True))
     con.execute(f"CREATE TEMP TABLE new_latest AS SELECT image_id, {pivot} "
                 "FROM new_scores GROUP BY image_id")
     con.execute(
@@ -74,7 +75,7 @@ def _carry_latest(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"INSERT INTO scores_latest (image_id, path, {', '.join(cols)}) "
         f"SELECT n.image_id, p.path, {', '.join(f'n.{c}' for c in cols)} FROM new_latest n "
-        f"LEFT JOIN ({_PATHS_OF.format(ids='SELECT image_id FROM new_latest')}) p "
+        f"JOIN ({_paths_of('SELECT image_id FROM new_latest')}) p "
         "USING (image_id) "
         "WHERE NOT EXISTS (SELECT 1 FROM scores_latest l WHERE l.image_id = n.image_id) "
         "ORDER BY n.image_id"
@@ -82,21 +83,25 @@ def _carry_latest(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE new_latest")
 
 
-# The readable path of some images (the smallest, as the image_paths view) without
-# aggregating every path of the catalog.
-_PATHS_OF = ("SELECT image_id, min(path) AS path FROM paths WHERE image_id IN ({ids}) "
-             "GROUP BY image_id")
+def _paths_of(ids: str) -> str:
+    """The readable path of the images the query `ids` names (the smallest, as the image_paths
+    view; NULL for an image no path holds) without aggregating every path of the catalog."""
+    return (f"SELECT a.image_id, min(q.path) AS path FROM ({ids}) a "
+            "LEFT JOIN paths q USING (image_id) GROUP BY a.image_id")
 
 
 def refresh_latest_paths(con: duckdb.DuckDBPyConnection, ids: str) -> None:
-    """After paths changed (ingest), set the path of the images the query `ids` names: the
-    smallest path still holding each, NULL for an image no path holds any more."""
+    """After paths changed (ingest), set the path of the images the query `ids` names."""
     con.execute(
-        "UPDATE scores_latest AS l SET path = p.path FROM ("
-        f"  SELECT a.image_id, q.path FROM ({ids}) a "
-        f"  LEFT JOIN ({_PATHS_OF.format(ids=ids)}) q USING (image_id)) p "
+        f"UPDATE scores_latest AS l SET path = p.path FROM ({_paths_of(ids)}) p "
         "WHERE l.image_id = p.image_id AND l.path IS DISTINCT FROM p.path"
     )
+
+
+def latest_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """metric -> its column in scores_latest, for every metric with a stored score."""
+    return {metric: f"m{position}" for metric, position in con.execute(
+        "SELECT metric, position FROM score_columns ORDER BY metric").fetchall()}
 
 
 def _positions(con: duckdb.DuckDBPyConnection, metrics: list[str]) -> dict[str, int]:
@@ -121,8 +126,8 @@ def rebuild_latest_scores(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE scores_latest")
     columns = "".join(f", m{i} DOUBLE" for i in range(1, len(metrics) + 1))
     con.execute(f"CREATE TABLE scores_latest (image_id VARCHAR NOT NULL, path VARCHAR{columns})")
-    pivot = "".join(f", arg_max(value, created_at) FILTER (WHERE metric = {_literal(m)}) AS m{i}"
-                    for i, m in enumerate(metrics, start=1))
+    pivot = "".join(f", arg_max(value, created_at) FILTER (WHERE metric = {_literal(m)} "
+                    f"AND NOT isnan(value)) AS m{i}" for i, m in enumerate(metrics, start=1))
     values = "".join(f", s.m{i}" for i in range(1, len(metrics) + 1))
     con.execute(
         f"INSERT INTO scores_latest SELECT s.image_id, p.path{values} "
@@ -142,8 +147,8 @@ def _latest_query(con: duckdb.DuckDBPyConnection) -> str:
     metric (by name) holding its latest value, in the order the images were first scored (a
     filtered scan of one table keeps insertion order in DuckDB: no sort, no join)."""
     con.execute(f"SET memory_limit = '{EXPORT_MEMORY_MB}MB'")
-    columns = con.execute("SELECT metric, position FROM score_columns ORDER BY metric").fetchall()
-    named = "".join(f", m{position} AS {_name(metric)}" for metric, position in columns)
+    named = "".join(f", {column} AS {_name(metric)}"
+                    for metric, column in latest_columns(con).items())
     return f"SELECT image_id, path{named} FROM scores_latest WHERE path IS NOT NULL"
 
 

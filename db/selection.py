@@ -8,6 +8,7 @@ from typing import Any
 
 from db.catalog import Catalog, in_transaction
 from db.outcomes import NO_RULE_APPLIED
+from db.scores import latest_columns
 from db.stages import live_only
 
 
@@ -42,55 +43,26 @@ def _num(value: float) -> str:
 
 
 def _load_input(con, input_stage: str | None, metrics: list[str]) -> None:
-    """TEMP sel(image_id, m0..mN): the stage's input set with the latest value per metric."""
-    wanted = ", ".join(_lit(m) for m in metrics) or "NULL"
-    # One version per metric (the usual case) means one row per (image, metric): plain max()
-    # is then the latest value and much cheaper than arg_max over created_at.
-    multi = {
-        r[0]
-        for r in con.execute(
-            f"SELECT metric FROM scores WHERE metric IN ({wanted}) GROUP BY metric "
-            "HAVING count(DISTINCT version) > 1"
-        ).fetchall()
-    }
-    columns = (
-        ", ".join(
-            f"{'arg_max(value, created_at)' if m in multi else 'max(value)'} "
-            f"FILTER (WHERE metric = {_lit(m)}) AS m{i}"
-            for i, m in enumerate(metrics)
-        )
-        or "NULL AS _none"
-    )
-    picked = ", ".join(f"w.m{i}" for i in range(len(metrics))) or "NULL AS _none"
+    """TEMP sel(image_id, m0..mN): the stage's input set with the latest value per metric
+    (NaN counts as missing), read from the wide table the score writes keep."""
+    column = latest_columns(con)
+    picked = ", ".join(
+        f"l.{column[m]} AS m{i}" if m in column else f"NULL::DOUBLE AS m{i}"
+        for i, m in enumerate(metrics)
+    ) or "NULL AS _none"
     # Images without a path any more (their file now holds other content) are no input.
     live = live_only(con)
     if input_stage is None:
-        source = f"SELECT DISTINCT image_id FROM scores WHERE true {live}"
+        source = f"SELECT image_id FROM scores_latest WHERE true {live}"
         params: list[Any] = []
-    else:  # outcomes hold one row per (image, stage): no DISTINCT needed
+    else:  # outcomes hold one row per (image, stage)
         source = f"SELECT image_id FROM stage_outcomes WHERE stage = ? AND status = 'pass' {live}"
         params = [input_stage]
-    # A small input (late stages) is cheaper to match first; a large one to aggregate first.
-    small = (
-        input_stage is not None
-        and con.execute(
-            f"SELECT (SELECT count(*) FROM ({source})) * 4 < (SELECT count(*) FROM images)", params
-        ).fetchone()[0]
-    )
-    narrow = "SEMI JOIN input USING (image_id)" if small else ""
     con.execute("DROP TABLE IF EXISTS sel")
-    # NaN counts as missing; images without any wanted score keep NULLs via the LEFT JOIN.
+    # Images without any wanted score keep NULLs via the LEFT JOIN.
     con.execute(
-        f"""
-        CREATE TEMP TABLE sel AS
-        WITH input AS ({source}),
-        w AS (
-            SELECT image_id, {columns} FROM scores {narrow}
-            WHERE metric IN ({wanted}) AND value IS NOT NULL AND NOT isnan(value)
-            GROUP BY image_id
-        )
-        SELECT i.image_id, {picked} FROM input i LEFT JOIN w ON w.image_id = i.image_id
-        """,
+        f"CREATE TEMP TABLE sel AS SELECT i.image_id, {picked} FROM ({source}) i "
+        "LEFT JOIN scores_latest l USING (image_id)",
         params,
     )
 
@@ -348,9 +320,7 @@ def metric_values(catalog: Catalog, metric: str, stage: str | None = None) -> li
 def metric_names(catalog: Catalog) -> list[str]:
     """Every metric with at least one stored score."""
     with catalog.connect(read_only=True) as con:
-        return [
-            r[0] for r in con.execute("SELECT DISTINCT metric FROM scores ORDER BY 1").fetchall()
-        ]
+        return list(latest_columns(con))
 
 
 def stage_pass_count(catalog: Catalog, stage: str) -> int:

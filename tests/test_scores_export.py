@@ -94,10 +94,10 @@ def test_device_and_out_mistakes_are_one_line_user_errors(cli, catalog, tmp_path
 
 def _oracle(catalog: Catalog) -> list[dict]:
     """The export recomputed from the long table in Python: per image with a path, each
-    metric's value from its newest write (created_at, then the greater version)."""
+    metric's value (NaN is none) from its newest write (created_at, then the greater version)."""
     with catalog.connect(read_only=True) as con:
         rows = con.execute("SELECT image_id, metric, value, version, created_at FROM scores "
-                           "WHERE value IS NOT NULL").fetchall()
+                           "WHERE value IS NOT NULL AND NOT isnan(value)").fetchall()
         paths = dict(con.execute("SELECT image_id, path FROM image_paths").fetchall())
     newest: dict[tuple[str, str], tuple] = {}
     for image_id, metric, value, version, created in rows:
@@ -142,8 +142,11 @@ def test_the_latest_table_follows_every_kind_of_score_write(cli, catalog, tmp_pa
                                     "value": [99.0, 4.5], "version": ["v9", "v1"]}), 7)
     write_scores(catalog, pa.table({"image_id": [ids[0], ids[0]], "metric": ["niqe", "niqe"],
                                     "value": [1.0, 2.0], "version": ["a", "b"]}), 8)
+    write_scores(catalog, pa.table({"image_id": ids[1:2], "metric": ["brisque"],
+                                    "value": [float("nan")], "version": ["v10"]}), 9)
     exported = _exported(cli, catalog, tmp_path / "c.parquet")
     assert exported == _oracle(catalog)
+    assert exported[1]["brisque"] == after_job[1]["brisque"]  # NaN is no value
     assert exported[0]["brisque"] == 99.0
     assert exported[1][awkward] == 4.5
     assert exported[0]["niqe"] == 2.0  # two versions at once: the greater
@@ -212,3 +215,30 @@ def test_the_exported_path_follows_ingest(cli, catalog, tmp_path):
     (pool / "z_back.jpg").write_bytes((tmp_path / "again" / "img_00002.jpg").read_bytes())
     assert cli("ingest", pool, "--catalog", catalog.path, "--workers", "1")[0] == 0
     assert paths()[ids["img_00002.jpg"]] == "z_back.jpg"
+
+
+def test_datasheet_means_review_scores_and_selection_read_the_latest_values(catalog):
+    """The other readers of "latest value per metric": the export datasheet's means, the
+    review page's scores and selection's input see the newest value, NaN as none."""
+    from db.exports import score_means
+    from db.migrate import migrate
+    from db.review import image_scores
+    from db.selection import metric_names, metric_values
+
+    migrate(catalog)
+    ids = [f"{i:064x}" for i in range(4)]
+    write_scores(catalog, pa.table({"image_id": ids, "metric": ["niqe"] * 4,
+                                    "value": [1.0, 2.0, 3.0, 4.0], "version": ["v1"] * 4}), 1)
+    write_scores(catalog, pa.table({"image_id": ids[:2] + ids[2:3], "metric": ["niqe"] * 3,
+                                    "value": [10.0, float("nan"), 30.0], "version": ["v2"] * 3}), 2)
+    write_scores(catalog, pa.table({"image_id": ids[3:], "metric": ["maniqa"],
+                                    "value": [0.5], "version": ["v1"]}), 3)
+    # niqe latest: 10, 2 (NaN is none), 30, 4; maniqa only for ids[3].
+    assert score_means(catalog, ids[:2]) == [
+        {"metric": "maniqa", "export_mean": None, "export_n": 0, "pool_mean": 0.5, "pool_n": 1},
+        {"metric": "niqe", "export_mean": 6.0, "export_n": 2, "pool_mean": 11.5, "pool_n": 4}]
+    assert image_scores(catalog, ids[3]) == {"maniqa": 0.5, "niqe": 4.0}
+    assert image_scores(catalog, ids[1]) == {"niqe": 2.0}
+    assert image_scores(catalog, "unknown") == {}
+    assert metric_names(catalog) == ["maniqa", "niqe"]
+    assert sorted(metric_values(catalog, "niqe")) == [2.0, 4.0, 10.0, 30.0]
