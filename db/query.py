@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from db.catalog import Catalog
 from db.errors import CatalogError
+from db.sqltext import sql_literal, sql_name
 
 # What `hfaid sql` may read: table or view -> columns it never shows. A table that is not
 # listed (e.g. one a later migration adds) does not exist for `hfaid sql` until it is added
@@ -139,10 +140,10 @@ class _Sandbox:
         if not self.catalog.path.exists():
             raise CatalogError(f"catalog {self.catalog.path} does not exist")
         self.con = duckdb.connect(":memory:", config=SANDBOX_SETTINGS)
-        path = str(self.catalog.path).replace("'", "''")
         try:
             self.catalog.retry_while_locked(
-                lambda: self.con.execute(f"ATTACH '{path}' AS {self.alias} (READ_ONLY)")
+                lambda: self.con.execute(
+                    f"ATTACH {sql_literal(str(self.catalog.path))} AS {self.alias} (READ_ONLY)")
             )
             self.columns: dict[str, list[str]] = {}
             for table, column in self.con.execute(
@@ -163,7 +164,7 @@ class _Sandbox:
         for table, columns in self.columns.items():
             if table in READABLE:
                 listed = ", ".join(
-                    _quoted(c) + (f" AS {_quoted(metric_of[c])}"
+                    sql_name(c) + (f" AS {sql_name(metric_of[c])}"
                                   if table == "scores_latest" and c in metric_of else "")
                     for c in columns if c not in READABLE[table])
                 self.con.execute(
@@ -174,10 +175,6 @@ class _Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.con.close()
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _names(sql: str) -> list[str]:

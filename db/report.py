@@ -6,7 +6,7 @@ import numpy as np
 
 from db.catalog import Catalog
 from db.scores import latest_columns
-from db.selection import _lit
+from db.sqltext import sql_literal
 
 # Selection stages whose pass flags the report needs, plus the human verdict.
 FLAG_STAGES = ("quality", "aesthetic", "review_queue")
@@ -23,7 +23,7 @@ def report_frame(catalog: Catalog, metrics: list[str], only_reviewed: bool = Fal
                          for i, m in enumerate(metrics)) or "NULL AS _none"
         any_wanted = " OR ".join(f"{column[m]} IS NOT NULL" for m in metrics if m in column)
         flags = ", ".join(
-            f"coalesce(bool_or(stage = {_lit(s)} AND status = 'pass'), false) AS passed_{s}"
+            f"coalesce(bool_or(stage = {sql_literal(s)} AND status = 'pass'), false) AS passed_{s}"
             for s in FLAG_STAGES
         )
         reviewed = "WHERE o.human >= 0" if only_reviewed else ""
@@ -41,7 +41,7 @@ def report_frame(catalog: Catalog, metrics: list[str], only_reviewed: bool = Fal
                            CASE status WHEN 'pass' THEN 1 WHEN 'reject' THEN 0 END END), -1)
                            AS human
                 FROM stage_outcomes
-                WHERE stage IN ({', '.join(_lit(s) for s in (*FLAG_STAGES, 'review'))})
+                WHERE stage IN ({', '.join(sql_literal(s) for s in (*FLAG_STAGES, 'review'))})
                 GROUP BY image_id
             )
             SELECT w.*, coalesce(p.source, '?') AS source,

@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from db.catalog import Catalog
+from db.sqltext import sql_literal, sql_name
 
 
 def write_scores(catalog: Catalog, rows: pa.Table, run_id: int) -> int:
@@ -64,7 +65,7 @@ def _carry_latest(con: duckdb.DuckDBPyConnection) -> None:
     cols = [f"m{positions[m]}" for m in metrics]
     # A metric written at two versions in one call: the greater version string wins. NaN is
     # no value (selection's rule): it leaves the cell as it was.
-    pivot = ", ".join(f"arg_max(value, version) FILTER (WHERE metric = {_literal(m)} "
+    pivot = ", ".join(f"arg_max(value, version) FILTER (WHERE metric = {sql_literal(m)} "
                       f"AND NOT isnan(value)) AS {c}" for m, c in zip(metrics, cols, strict=True))
     con.execute(f"CREATE TEMP TABLE new_latest AS SELECT image_id, {pivot} "
                 "FROM new_scores GROUP BY image_id")
@@ -126,7 +127,7 @@ def rebuild_latest_scores(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE scores_latest")
     columns = "".join(f", m{i} DOUBLE" for i in range(1, len(metrics) + 1))
     con.execute(f"CREATE TABLE scores_latest (image_id VARCHAR NOT NULL, path VARCHAR{columns})")
-    pivot = "".join(f", arg_max(value, created_at) FILTER (WHERE metric = {_literal(m)} "
+    pivot = "".join(f", arg_max(value, created_at) FILTER (WHERE metric = {sql_literal(m)} "
                     f"AND NOT isnan(value)) AS m{i}" for i, m in enumerate(metrics, start=1))
     values = "".join(f", s.m{i}" for i in range(1, len(metrics) + 1))
     con.execute(
@@ -147,7 +148,7 @@ def _latest_query(con: duckdb.DuckDBPyConnection) -> str:
     metric (by name) holding its latest value, in the order the images were first scored (a
     filtered scan of one table keeps insertion order in DuckDB: no sort, no join)."""
     con.execute(f"SET memory_limit = '{EXPORT_MEMORY_MB}MB'")
-    named = "".join(f", {column} AS {_name(metric)}"
+    named = "".join(f", {column} AS {sql_name(metric)}"
                     for metric, column in latest_columns(con).items())
     return f"SELECT image_id, path{named} FROM scores_latest WHERE path IS NOT NULL"
 
@@ -169,14 +170,6 @@ def copy_latest_scores_parquet(catalog: Catalog, out: Path) -> int:
         query = _latest_query(con)
         try:
             return con.execute(
-                f"COPY ({query}) TO {_literal(str(out))} (FORMAT parquet)").fetchone()[0]
+                f"COPY ({query}) TO {sql_literal(str(out))} (FORMAT parquet)").fetchone()[0]
         except duckdb.IOException as exc:
             raise OSError(str(exc).removeprefix("IO Error: ")) from None
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _name(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'

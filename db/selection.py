@@ -9,6 +9,7 @@ from typing import Any
 from db.catalog import Catalog, in_transaction
 from db.outcomes import NO_RULE_APPLIED
 from db.scores import latest_columns
+from db.sqltext import sql_literal
 from db.stages import live_only
 
 
@@ -32,10 +33,6 @@ class FusionSpec:
 
     keep_top_k: int | None = None
     keep_fraction: float | None = None
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _num(value: float) -> str:
@@ -115,9 +112,9 @@ def _rule_sql(r: RuleSpec, col: str, low: float | None, high: float | None) -> t
     below = f"{r.metric}_below_{'min' if kind == 'threshold' else kind}"
     above = f"{r.metric}_above_{'max' if kind == 'threshold' else kind}"
     reason = (
-        f"CASE WHEN {col} IS NULL THEN {_lit(r.metric + '_missing')} "
-        + (f"WHEN {col} < {_num(low)} THEN {_lit(below)} " if low is not None else "")
-        + f"ELSE {_lit(above)} END"
+        f"CASE WHEN {col} IS NULL THEN {sql_literal(r.metric + '_missing')} "
+        + (f"WHEN {col} < {_num(low)} THEN {sql_literal(below)} " if low is not None else "")
+        + f"ELSE {sql_literal(above)} END"
     )
     bound = " and ".join(
         b
@@ -129,7 +126,7 @@ def _rule_sql(r: RuleSpec, col: str, low: float | None, high: float | None) -> t
     )
     label = r.label.replace("'", "").replace("%", "%%")  # printf format text, SQL literal
     detail = (
-        f"CASE WHEN {col} IS NULL THEN {_lit('no ' + r.metric + ' score')} "
+        f"CASE WHEN {col} IS NULL THEN {sql_literal('no ' + r.metric + ' score')} "
         f"ELSE printf('{r.metric}=%.6g, needs {bound} ({label})', {col}) END"
     )
     return " AND ".join(conds), reason, detail
@@ -249,7 +246,7 @@ def evaluate(
         )
         if not parts and not fusion:  # the funnel reads this as "not run" (db/outcomes.py)
             unscored = f" (no scores for {', '.join(skipped)})" if skipped else ""
-            reason, detail = "NULL", _lit(NO_RULE_APPLIED + unscored)
+            reason, detail = "NULL", sql_literal(NO_RULE_APPLIED + unscored)
         frank = (
             "CASE WHEN ok THEN row_number() OVER (PARTITION BY ok ORDER BY fused DESC "
             "NULLS LAST, image_id) END"
@@ -262,7 +259,7 @@ def evaluate(
                 CREATE TEMP TABLE batch AS
                 WITH f AS (SELECT *, ({gate_ok}) AS ok, {fused_expr} AS fused FROM sel),
                 r AS (SELECT *, {frank} AS frank FROM f)
-                SELECT image_id, {_lit(stage)} AS stage, rs AS reason, dt AS detail,
+                SELECT image_id, {sql_literal(stage)} AS stage, rs AS reason, dt AS detail,
                        CASE WHEN rs IS NULL THEN 'pass' ELSE 'reject' END AS status
                 FROM (SELECT image_id, {reason} AS rs, {detail} AS dt FROM r)
                 """
