@@ -3,7 +3,7 @@ duplicates, and the one-row-per-image export."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,10 +23,7 @@ def write_scores(catalog: Catalog, rows: pa.Table, run_id: int) -> int:
     return added
 
 
-def insert_scores(
-    con: duckdb.DuckDBPyConnection, candidates: str, run_id: int | None,
-    params: Sequence[object] = (),
-) -> int:
+def insert_scores(con: duckdb.DuckDBPyConnection, candidates: str, run_id: int | None) -> int:
     """Insert the rows of the query `candidates` (image_id, metric, value, version) whose
     (image, metric, version) the catalog lacks, and carry them into scores_latest. Every write
     of scores goes through here, inside the caller's transaction; returns the rows added."""
@@ -41,8 +38,7 @@ def insert_scores(
         "have AS (SELECT s.image_id, s.metric, s.version FROM scores s "
         "  JOIN c USING (image_id, metric, version)) "
         "SELECT c.* FROM c ANTI JOIN have USING (image_id, metric, version) "
-        "ORDER BY image_id, metric, version",
-        list(params),
+        "ORDER BY image_id, metric, version"
     )
     added = con.execute("SELECT count(*) FROM new_scores").fetchone()[0]
     if added:
@@ -137,37 +133,39 @@ def rebuild_latest_scores(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-# DuckDB's memory for the export: the join and sort spill to disk (beside the catalog) beyond
-# this, so a 10M-image catalog exports in the memory of a 10k one.
+# DuckDB's memory for the export: a scan of one table streams, and the cap keeps DuckDB's
+# cache of the catalog from growing with it.
 EXPORT_MEMORY_MB = 640
 EXPORT_BATCH_ROWS = 65_536
 
 
-def _latest_query(con: duckdb.DuckDBPyConnection) -> str:
-    """One row per scored image that still has a path: image_id, path, and one column per
-    metric (by name) holding its latest value, in the order the images were first scored (a
-    filtered scan of one table keeps insertion order in DuckDB: no sort, no join)."""
-    con.execute(f"SET memory_limit = '{EXPORT_MEMORY_MB}MB'")
-    named = "".join(f", {column} AS {sql_name(metric)}"
-                    for metric, column in latest_columns(con).items())
-    return f"SELECT image_id, path{named} FROM scores_latest WHERE path IS NOT NULL"
+@contextmanager
+def _export_connection(catalog: Catalog) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """A capped read-only connection and the export's query: one row per scored image that
+    still has a path (image_id, path, and one column per metric, by name, holding its latest
+    value) in the order the images were first scored (a filtered scan of one table keeps
+    insertion order in DuckDB: no sort, no join)."""
+    with catalog.connect(read_only=True) as con:
+        con.execute(f"SET memory_limit = '{EXPORT_MEMORY_MB}MB'")
+        named = "".join(f", {column} AS {sql_name(metric)}"
+                        for metric, column in latest_columns(con).items())
+        yield con, f"SELECT image_id, path{named} FROM scores_latest WHERE path IS NOT NULL"
 
 
 @contextmanager
 def latest_scores_wide(
     catalog: Catalog, batch_rows: int = EXPORT_BATCH_ROWS
 ) -> Iterator[pa.RecordBatchReader]:
-    """The export (see _latest_query) as a stream of record batches: memory stays bounded at
-    any catalog size."""
-    with catalog.connect(read_only=True) as con:
-        yield con.sql(_latest_query(con)).to_arrow_reader(batch_rows)
+    """The export (see _export_connection) as a stream of record batches: memory stays
+    bounded at any catalog size."""
+    with _export_connection(catalog) as (con, query):
+        yield con.sql(query).to_arrow_reader(batch_rows)
 
 
 def copy_latest_scores_parquet(catalog: Catalog, out: Path) -> int:
     """The export written by DuckDB straight to a Parquet file; returns the rows written. A
     write failure is an OSError with DuckDB's reason."""
-    with catalog.connect(read_only=True) as con:
-        query = _latest_query(con)
+    with _export_connection(catalog) as (con, query):
         try:
             return con.execute(
                 f"COPY ({query}) TO {sql_literal(str(out))} (FORMAT parquet)").fetchone()[0]
