@@ -11,12 +11,26 @@ which it is not reopened: other processes (ingest, scoring) retry the file lock 
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from contextlib import AbstractContextManager
 
 from db.catalog import Catalog
 from db.errors import CatalogLockedError
+
+# Closed at interpreter exit, before daemon threads are frozen: a watcher caught closing
+# DuckDB's instance at finalisation aborts the process ("FATAL: exception not rethrown").
+_KEEPERS: weakref.WeakSet[InstanceKeeper] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_keepers() -> None:
+    for keeper in list(_KEEPERS):
+        keeper.close()
+        if keeper._watcher is not None:
+            keeper._watcher.join(timeout=10)
 
 
 class InstanceKeeper:
@@ -37,6 +51,7 @@ class InstanceKeeper:
         self._held: AbstractContextManager | None = None
         self._opened = self._last = self._gap_until = 0.0
         self._watcher: threading.Thread | None = None
+        _KEEPERS.add(self)
 
     @property
     def holding(self) -> bool:

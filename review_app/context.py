@@ -3,9 +3,9 @@ session's account, read from the catalog on every script run."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,17 +92,31 @@ def _build(catalog: str, config: str | None, stage: str | None, run_id: str | No
         # Clicks are many tiny statements: one DuckDB thread spends ~20% less CPU on them.
         keeper=InstanceKeeper(cat, threads=1),
     )
-    threading.Thread(
+    syncer = threading.Thread(
         target=_keep_synced, args=(unlocked, stage_input, review), daemon=True,
         name="hfaid-queue-sync",
-    ).start()
+    )
+    syncer.start()
+    _SYNCERS.append(syncer)
     return ctx
+
+
+# Set at interpreter exit, before daemon threads are frozen: a sync thread caught inside
+# DuckDB's C++ at finalisation aborts the process ("FATAL: exception not rethrown").
+_STOP = threading.Event()
+_SYNCERS: list[threading.Thread] = []
+
+
+@atexit.register
+def _stop_syncers() -> None:
+    _STOP.set()
+    for syncer in _SYNCERS:
+        syncer.join(timeout=10)
 
 
 def _keep_synced(catalog: Catalog, stage_input: str | None, review) -> None:
     """Images that pass the input stage later (a new `hfaid select`) join the running queue."""
-    while True:
-        time.sleep(review.queue_sync_s)
+    while not _STOP.wait(review.queue_sync_s):
         try:
             sync_queue(catalog, stage_input, review.skips_to_admin)
         except CatalogError:  # locked by another process: try again next round
