@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from db.catalog import Catalog
-from db.scores import latest_columns
+from db.scores import latest_columns, wanted_columns
 from db.sqltext import sql_literal
 
 # Selection stages whose pass flags the report needs, plus the human verdict.
@@ -19,8 +19,7 @@ def report_frame(catalog: Catalog, metrics: list[str], only_reviewed: bool = Fal
     with catalog.connect(read_only=True) as con:
         con.execute("SET enable_progress_bar = false")
         column = latest_columns(con)
-        cols = ", ".join(f"{column[m]} AS m{i}" if m in column else f"NULL::DOUBLE AS m{i}"
-                         for i, m in enumerate(metrics)) or "NULL AS _none"
+        cols = wanted_columns(column, metrics)
         any_wanted = " OR ".join(f"{column[m]} IS NOT NULL" for m in metrics if m in column)
         flags = ", ".join(
             f"coalesce(bool_or(stage = {sql_literal(s)} AND status = 'pass'), false) AS passed_{s}"

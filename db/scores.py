@@ -101,6 +101,15 @@ def latest_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         "SELECT metric, position FROM score_columns ORDER BY metric").fetchall()}
 
 
+def wanted_columns(column: dict[str, str], metrics: list[str], prefix: str = "") -> str:
+    """The select list m0..mN: each wanted metric's column of scores_latest (`column`, from
+    latest_columns; `prefix` is the table's alias), NULL for a metric never scored."""
+    return ", ".join(
+        f"{prefix}{column[m]} AS m{i}" if m in column else f"NULL::DOUBLE AS m{i}"
+        for i, m in enumerate(metrics)
+    ) or "NULL AS _none"
+
+
 def _positions(con: duckdb.DuckDBPyConnection, metrics: list[str]) -> dict[str, int]:
     """Each metric's column number in scores_latest; a new metric gets the next one."""
     known = dict(con.execute("SELECT metric, position FROM score_columns").fetchall())

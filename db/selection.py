@@ -8,7 +8,7 @@ from typing import Any
 
 from db.catalog import Catalog, in_transaction
 from db.outcomes import NO_RULE_APPLIED
-from db.scores import latest_columns
+from db.scores import latest_columns, wanted_columns
 from db.sqltext import sql_literal
 from db.stages import live_only
 
@@ -43,10 +43,7 @@ def _load_input(con, input_stage: str | None, metrics: list[str]) -> None:
     """TEMP sel(image_id, m0..mN): the stage's input set with the latest value per metric
     (NaN counts as missing), read from the wide table the score writes keep."""
     column = latest_columns(con)
-    picked = ", ".join(
-        f"l.{column[m]} AS m{i}" if m in column else f"NULL::DOUBLE AS m{i}"
-        for i, m in enumerate(metrics)
-    ) or "NULL AS _none"
+    picked = wanted_columns(column, metrics, "l.")
     # Images without a path any more (their file now holds other content) are no input.
     live = live_only(con)
     if input_stage is None:
